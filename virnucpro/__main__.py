@@ -1,0 +1,5 @@
+"""Allow ``python -m virnucpro``."""
+
+from virnucpro.cli import main
+
+raise SystemExit(main())

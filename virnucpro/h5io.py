@@ -1,0 +1,188 @@
+"""The one HDF5 writer and reader: a dataset ``ids`` (UTF-8) and a float matrix in the row order of ``ids``.
+
+Embed stages write ``embeddings``, merge writes ``features``. Attributes record what produced the rows (model name and
+checksum, precision, dimension, tool version) so a resumed run can tell a reusable file from a stale one. Files are
+written under a temp name and renamed when every row is present; ``complete`` is set last, so a truncated or killed
+write is never read as done.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import h5py
+import numpy as np
+
+from virnucpro import __version__
+from virnucpro.atomic import temp_name
+from virnucpro.errors import InputError, NumericError
+
+STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+@dataclass
+class H5Table:
+    """A loaded file: ``ids`` in row order, the ``matrix`` (float32 in memory) and the file's attributes."""
+
+    ids: list[str]
+    matrix: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class MatrixWriter:
+    """Write a [len(ids), dim] matrix row block by row block, in any order, then commit atomically.
+
+    Rows are placed by their index in ``ids`` so an embedder may compute in length-sorted order while the file keeps
+    input order, with host memory bounded by one batch. Non-finite values are refused with the ids named.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        ids: Sequence[str],
+        dim: int,
+        *,
+        dataset: str = "embeddings",
+        attrs: Mapping[str, Any] | None = None,
+        store_dtype: str = "float32",
+    ) -> None:
+        if store_dtype not in STORE_DTYPES:
+            raise ValueError(f"store dtype must be one of {sorted(STORE_DTYPES)}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ids = list(ids)
+        self.dim = int(dim)
+        self.dataset = dataset
+        self._tmp = temp_name(self.path)
+        self._filled = np.zeros(len(self.ids), dtype=bool)
+        self._fh = h5py.File(self._tmp, "w")
+        self._fh.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=_STR)
+        chunk_rows = max(1, min(len(self.ids), max(1, (1 << 20) // max(1, self.dim * 4))))
+        self._data = self._fh.create_dataset(
+            dataset,
+            shape=(len(self.ids), self.dim),
+            dtype=STORE_DTYPES[store_dtype],
+            chunks=(chunk_rows, self.dim) if self.ids and self.dim else None,
+        )
+        base = {"dim": self.dim, "rows": len(self.ids), "tool_version": __version__, "store_dtype": store_dtype}
+        for key, value in {**base, **dict(attrs or {})}.items():
+            self._fh.attrs[key] = value
+        self._fh.attrs["complete"] = False
+
+    def write_rows(self, rows: np.ndarray | Sequence[int], values: np.ndarray) -> None:
+        """Store ``values[i]`` at row ``rows[i]``; raises :class:`NumericError` on NaN/Inf, naming the ids."""
+        rows = np.asarray(rows, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (len(rows), self.dim):
+            raise ValueError(f"expected {(len(rows), self.dim)} values, got {values.shape}")
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            names = [self.ids[i] for i in rows[bad][:5]]
+            raise NumericError(
+                f"{self.path}: non-finite values (NaN/Inf) computed for {int(bad.sum())} sequence(s), e.g. {names}"
+                " — nothing was written"
+            )
+        order = np.argsort(rows, kind="stable")
+        self._data[rows[order]] = values[order]
+        self._filled[rows] = True
+
+    def commit(self) -> Path:
+        """Check every row was written, mark complete, close and rename into place."""
+        missing = np.flatnonzero(~self._filled)
+        if missing.size:
+            self.abort()
+            raise RuntimeError(f"{self.path}: {missing.size} rows never written, e.g. {self.ids[missing[0]]}")
+        self._fh.attrs["complete"] = True
+        self._fh.flush()
+        self._fh.close()
+        with open(self._tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temp file (used on errors and interrupts)."""
+        try:
+            self._fh.close()
+        except Exception:  # already closed
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "MatrixWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def write_matrix(
+    path: str | os.PathLike[str],
+    ids: Sequence[str],
+    matrix: np.ndarray,
+    *,
+    dataset: str = "embeddings",
+    attrs: Mapping[str, Any] | None = None,
+    store_dtype: str = "float32",
+) -> Path:
+    """Write a whole matrix at once (merge stage, tests)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    dim = matrix.shape[1] if matrix.ndim == 2 else 0
+    with MatrixWriter(path, ids, dim, dataset=dataset, attrs=attrs, store_dtype=store_dtype) as writer:
+        if len(ids):
+            writer.write_rows(np.arange(len(ids)), matrix)
+        return writer.commit()
+
+
+def read_matrix(path: str | os.PathLike[str], dataset: str | None = None) -> H5Table:
+    """Load a complete file; a truncated, incomplete or inconsistent file is an :class:`InputError`."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as fh:
+            name = dataset or ("features" if "features" in fh else "embeddings")
+            if "ids" not in fh or name not in fh:
+                raise InputError(f"{path}: not a virnucpro HDF5 file (needs datasets 'ids' and '{name}')")
+            attrs = {k: _plain(v) for k, v in fh.attrs.items()}
+            if not attrs.get("complete", False):
+                raise InputError(f"{path}: incomplete file (its writer did not finish); delete it and re-run")
+            ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in fh["ids"][()]]
+            matrix = np.asarray(fh[name][()], dtype=np.float32)
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable HDF5 file ({exc})") from None
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids) or attrs.get("rows", len(ids)) != len(ids):
+        raise InputError(f"{path}: {len(ids)} ids but matrix of shape {matrix.shape}")
+    return H5Table(ids, matrix, attrs)
+
+
+def h5_is_complete(path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> bool:
+    """True when ``path`` opens, is marked complete, and every attribute in ``expect`` matches (resume check)."""
+    try:
+        with h5py.File(path, "r") as fh:
+            if not bool(fh.attrs.get("complete", False)):
+                return False
+            n = fh["ids"].shape[0]
+            if int(fh.attrs.get("rows", -1)) != n:
+                return False
+            if not any(name in fh and fh[name].shape[0] == n for name in ("embeddings", "features")):
+                return False
+            for key, value in (expect or {}).items():
+                if _plain(fh.attrs.get(key)) != value:
+                    return False
+    except (OSError, KeyError, ValueError):
+        return False
+    return True
+
+
+def _plain(value: Any) -> Any:
+    """HDF5 attribute → plain Python (numpy scalars and bytes become int/float/bool/str)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
