@@ -138,26 +138,74 @@ def write_matrix(
         return writer.commit()
 
 
+class MatrixReader:
+    """Open a complete file for block-wise reading, so predict and merge stay flat in memory on big shards.
+
+    Opening validates it: a truncated, incomplete or inconsistent file is an :class:`InputError`, never read as done.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], dataset: str | None = None) -> None:
+        self.path = Path(path)
+        try:
+            self._fh = h5py.File(self.path, "r")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: unreadable HDF5 file ({exc})") from None
+        try:
+            name = dataset or ("features" if "features" in self._fh else "embeddings")
+            if "ids" not in self._fh or name not in self._fh:
+                raise InputError(f"{self.path}: not a virnucpro HDF5 file (needs datasets 'ids' and '{name}')")
+            self.attrs = {k: _plain(v) for k, v in self._fh.attrs.items()}
+            if not self.attrs.get("complete", False):
+                raise InputError(f"{self.path}: incomplete file (its writer did not finish); delete it and re-run")
+            self.ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in self._fh["ids"][()]]
+            self._data = self._fh[name]
+            if self._data.ndim != 2 or self._data.shape[0] != len(self.ids) or self.attrs.get("rows") != len(self.ids):
+                raise InputError(f"{self.path}: {len(self.ids)} ids but matrix of shape {self._data.shape}")
+        except InputError:
+            self._fh.close()
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            self._fh.close()
+            raise InputError(f"{self.path}: unreadable HDF5 file ({exc})") from None
+
+    @property
+    def dim(self) -> int:
+        return int(self._data.shape[1])
+
+    def rows(self, index: np.ndarray | slice) -> np.ndarray:
+        """Rows by slice or by (any order of) indices, as float32."""
+        try:
+            if isinstance(index, slice):
+                return np.asarray(self._data[index], dtype=np.float32)
+            index = np.asarray(index, dtype=np.int64)
+            order = np.argsort(index, kind="stable")
+            out = np.empty((len(index), self.dim), dtype=np.float32)
+            if len(index):
+                out[order] = self._data[index[order]]
+            return out
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: unreadable rows ({exc})") from None
+
+    def blocks(self, block_rows: int = 65536):
+        """Yield ``(start, ids, matrix)`` blocks in row order."""
+        for start in range(0, len(self.ids), block_rows):
+            stop = min(start + block_rows, len(self.ids))
+            yield start, self.ids[start:stop], self.rows(slice(start, stop))
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "MatrixReader":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def read_matrix(path: str | os.PathLike[str], dataset: str | None = None) -> H5Table:
-    """Load a complete file; a truncated, incomplete or inconsistent file is an :class:`InputError`."""
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as fh:
-            name = dataset or ("features" if "features" in fh else "embeddings")
-            if "ids" not in fh or name not in fh:
-                raise InputError(f"{path}: not a virnucpro HDF5 file (needs datasets 'ids' and '{name}')")
-            attrs = {k: _plain(v) for k, v in fh.attrs.items()}
-            if not attrs.get("complete", False):
-                raise InputError(f"{path}: incomplete file (its writer did not finish); delete it and re-run")
-            ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in fh["ids"][()]]
-            matrix = np.asarray(fh[name][()], dtype=np.float32)
-    except InputError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable HDF5 file ({exc})") from None
-    if matrix.ndim != 2 or matrix.shape[0] != len(ids) or attrs.get("rows", len(ids)) != len(ids):
-        raise InputError(f"{path}: {len(ids)} ids but matrix of shape {matrix.shape}")
-    return H5Table(ids, matrix, attrs)
+    """Load a whole complete file into memory (tests, small shards)."""
+    with MatrixReader(path, dataset) as reader:
+        return H5Table(reader.ids, reader.rows(slice(None)), reader.attrs)
 
 
 def h5_is_complete(path: str | os.PathLike[str], expect: Mapping[str, Any] | None = None) -> bool:

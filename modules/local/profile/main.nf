@@ -1,0 +1,49 @@
+process PROFILE {
+    tag "${dnabert.name}+${esm.name}"
+    label 'process_gpu'
+
+    conda "${moduleDir}/../../../containers/environment.yml"
+    container "${params.container}"
+
+    input:
+    path dnabert
+    tuple path(esm), path(esm_aux)
+
+    output:
+    path "profile.json", emit: json
+    path "versions.yml", emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    export HF_HOME=\$PWD/.cache/huggingface
+    export TORCH_HOME=\$PWD/.cache/torch
+    export TRITON_CACHE_DIR=\$PWD/.cache/triton
+    export HF_HUB_OFFLINE=1
+
+    virnucpro profile \\
+        --dnabert ${dnabert} \\
+        --esm ${esm} \\
+        --output profile.json \\
+        --quiet \\
+        ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    echo '{"dna": {"tokens_per_batch": 4096}, "protein": {"tokens_per_batch": 4096}}' > profile.json
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,158 @@
+"""Summarize stage: shard predictions → the original's two tables plus a per-read ``reads.tsv``.
+
+Prepare put whole reads into shards in input order, so walking ``reads.tsv`` and taking each read's frames from its
+shard's table restores the original's global order exactly, however many shards there were. The window table follows
+the original's rule (grouping by the frame id minus its last two characters, ``Is_Virus`` = max score2 >= max score1,
+rows sorted by window id as text). ``reads.tsv`` lists EVERY input read, scored or not, with its status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence, TextIO
+
+import numpy as np
+
+from virnucpro.atomic import atomic_text
+from virnucpro.errors import InputError
+from virnucpro.predict import FRAMES_HEADER, format_score
+from virnucpro.prepare import read_reads_table
+
+log = logging.getLogger("virnucpro.summarize")
+
+FRAMES_FILE = "prediction_results.txt"
+WINDOWS_FILE = "prediction_results_highestscore.csv"
+READS_FILE = "reads.tsv"
+READS_SUMMARY_HEADER = (
+    "read_id", "length", "windows", "frames", "windows_scored", "windows_viral", "max_virus_score", "call", "status",
+)
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    """One row of a per-frame table, kept as text for byte-exact output and as float32 for comparisons."""
+
+    line: str
+    frame_id: str
+    score1: np.float32
+    score2: np.float32
+
+
+def read_frame_table(path: Path) -> Iterator[FrameScore]:
+    """Stream a per-frame table written by ``predict`` (original prediction_results.txt format)."""
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open frame table ({exc.strerror})") from None
+    with fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        if tuple(header) != FRAMES_HEADER:
+            raise InputError(f"{path}: not a frame prediction table (header {header})")
+        for lineno, line in enumerate(fh, start=2):
+            fields = line.rstrip("\n").split("\t")
+            try:
+                frame_id, _, s1, s2 = fields
+                yield FrameScore(line.rstrip("\n"), frame_id, np.float32(s1), np.float32(s2))
+            except ValueError:
+                raise InputError(f"{path}: line {lineno}: malformed frame row") from None
+
+
+def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
+    """Original rule per window (frame id minus its last two characters): max score2 >= max score1."""
+    best: dict[str, list[np.float32]] = {}
+    for f in frames:
+        w = f.frame_id[:-2]
+        if w in best:
+            best[w][0] = max(best[w][0], f.score1)
+            best[w][1] = max(best[w][1], f.score2)
+        else:
+            best[w] = [f.score1, f.score2]
+    return {w: bool(s2 >= s1) for w, (s1, s2) in best.items()}
+
+
+def read_call(windows_scored: int, windows_viral: int) -> str:
+    """Per-read call: ``virus`` when at least half of its scored windows are viral; ``NA`` when none was scored."""
+    if windows_scored == 0:
+        return "NA"
+    return "virus" if 2 * windows_viral >= windows_scored else "others"
+
+
+def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> dict[str, int]:
+    """Write the three per-sample tables into ``outdir``; ``frame_tables[i]`` is shard ``i + 1``'s predictions."""
+    outdir = Path(outdir)
+    counts = {"reads": 0, "frames": 0, "windows": 0, "windows_viral": 0, "reads_virus": 0}
+    window_rows: list[tuple[str, bool]] = []
+    with contextlib.ExitStack() as stack:
+        shard_iters = [iter(read_frame_table(Path(p))) for p in frame_tables]
+        frames_out = stack.enter_context(atomic_text(outdir / FRAMES_FILE))
+        reads_out = stack.enter_context(atomic_text(outdir / READS_FILE))
+        frames_out.write("\t".join(FRAMES_HEADER) + "\n")
+        reads_out.write("\t".join(READS_SUMMARY_HEADER) + "\n")
+        for row in read_reads_table(reads_tsv):
+            frames = _take_frames(row, shard_iters, reads_tsv, frame_tables)
+            for f in frames:
+                frames_out.write(f.line + "\n")
+            calls = _window_calls(frames)
+            window_rows.extend(calls.items())
+            viral = sum(calls.values())
+            call = read_call(len(calls), viral)
+            max_virus = format_score(max(f.score2 for f in frames)) if frames else "NA"
+            _write_read(reads_out, row, len(frames), len(calls), viral, max_virus, call, row["status"])
+            counts["reads"] += 1
+            counts["frames"] += len(frames)
+            counts["windows"] += len(calls)
+            counts["windows_viral"] += viral
+            counts["reads_virus"] += call == "virus"
+        for index, it in enumerate(shard_iters):
+            extra = next(it, None)
+            if extra is not None:
+                raise InputError(
+                    f"{frame_tables[index]}: frame {extra.frame_id!r} belongs to no read of {reads_tsv}"
+                    " (tables from a different prepare run?)"
+                )
+        window_rows.sort(key=lambda item: item[0])
+        with atomic_text(outdir / WINDOWS_FILE) as out:
+            out.write("Modified_ID\tIs_Virus\n")
+            for window_id, is_virus in window_rows:
+                out.write(f"{window_id}\t{is_virus}\n")
+    log.info(
+        "%d reads, %d frames, %d windows (%d viral), %d reads called virus → %s",
+        counts["reads"], counts["frames"], counts["windows"], counts["windows_viral"], counts["reads_virus"], outdir,
+    )
+    return counts
+
+
+def _take_frames(row: dict[str, str], shard_iters: list, reads_tsv: Path, tables: Sequence[Path]) -> list[FrameScore]:
+    """The next ``frames`` rows of the read's shard, checked to belong to this read."""
+    n, shard = int(row["frames"]), int(row["shard"])
+    if n == 0:
+        return []
+    if not 1 <= shard <= len(shard_iters):
+        raise InputError(f"{reads_tsv}: read {row['read_id']!r} is in shard {shard}, but {len(tables)} frame table(s) were given")
+    prefix = row["read_id"] + "_chunk_"
+    frames = []
+    for _ in range(n):
+        f = next(shard_iters[shard - 1], None)
+        if f is None or not f.frame_id.startswith(prefix):
+            found = "end of file" if f is None else repr(f.frame_id)
+            raise InputError(
+                f"{tables[shard - 1]}: expected frame of read {row['read_id']!r}, found {found}"
+                " (incomplete shard, or tables given out of shard order?)"
+            )
+        frames.append(f)
+    return frames
+
+
+def _write_read(out: TextIO, row: dict[str, str], frames: int, scored: int, viral: int, max_virus: str, call: str, status: str) -> None:
+    fields = (row["read_id"], row["length"], row["windows"], frames, scored, viral, max_virus, call, status)
+    out.write("\t".join(map(str, fields)) + "\n")
+
+
+def cli_summarize(args: argparse.Namespace) -> int:
+    """``virnucpro summarize``."""
+    summarize(args.reads, args.frames, args.outdir)
+    return 0
