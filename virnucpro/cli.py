@@ -179,15 +179,22 @@ def _on_sigterm(signum: int, _frame: object) -> None:
     raise Interrupted(f"stopped by signal {signum}; finished outputs are kept, re-run the same command to resume")
 
 
+def _setup_logging(level: int) -> None:
+    """One stderr handler on the package logger (replaced on each call, so repeated in-process calls do not stack)."""
+    for handler in [h for h in log.handlers if getattr(h, "_virnucpro_cli", False)]:
+        log.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s virnucpro %(levelname)s: %(message)s", datefmt="%H:%M:%S"))
+    handler._virnucpro_cli = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``virnucpro`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else getattr(logging, args.log_level),
-        format="%(asctime)s virnucpro %(levelname)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    _setup_logging(logging.WARNING if args.quiet else getattr(logging, args.log_level))
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = _handler(args.command, getattr(args, "models_command", None))(args)

@@ -1,0 +1,314 @@
+"""DNABERT-S: a compact MosaicBERT encoder of our own, loading the published Hugging Face folder as it is.
+
+The original loads DNABERT-S with ``trust_remote_code=True``, i.e. it executes Python shipped with the model. We
+never do: the architecture below is the remote code's ``BertModel`` inference path written out (ALiBi attention, no
+position embeddings, post-LayerNorm, gated-GELU feed-forward), with module names chosen so the published weight
+names load strictly. Dropout is absent because inference never uses it.
+
+Equivalence with the original, which runs one sequence at a time without padding: padded keys get the remote code's
+additive -10000 mask (exp(-10000) is 0 in every float format), and padded queries are dropped by the pooling, so a
+batched row equals the unbatched one up to float rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from virnucpro.checksum import tree_sha256
+from virnucpro.embed import LoadedEncoder, attend, check_state_dict, materialize
+from virnucpro.errors import ModelError
+from virnucpro.models import hub
+from virnucpro.models.safe_pickle import safe_torch_load
+
+log = logging.getLogger("virnucpro")
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Key prefixes that may surround the encoder's weights: ``bert.`` when saved from a masked-LM wrapper.
+_OPTIONAL_PREFIX = "bert."
+#: Parts of the checkpoint we do not use: the masked-LM head and the pooler (VirNucPro averages hidden states).
+_IGNORED = re.compile(r"^(cls\.|pooler\.)")
+_KEY_MASK = -10000.0  # the remote code's additive padding mask
+
+
+@dataclass(frozen=True)
+class DnaBertConfig:
+    """The fields of ``config.json`` the architecture depends on."""
+
+    vocab_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    type_vocab_size: int
+    layer_norm_eps: float
+
+    @classmethod
+    def from_json(cls, path: Path) -> "DnaBertConfig":
+        """Read ``config.json``; a missing or malformed field is a :class:`ModelError` naming it."""
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable model configuration ({exc})") from None
+        values: dict[str, Any] = {}
+        for name, kind in (
+            ("vocab_size", int), ("hidden_size", int), ("num_hidden_layers", int), ("num_attention_heads", int),
+            ("intermediate_size", int), ("type_vocab_size", int), ("layer_norm_eps", float),
+        ):
+            if not isinstance(raw.get(name), (int, float)) or isinstance(raw.get(name), bool):
+                raise ModelError(f"{path}: configuration field {name!r} missing or not a number")
+            values[name] = kind(raw[name])
+        config = cls(**values)
+        if config.hidden_size % config.num_attention_heads:
+            raise ModelError(f"{path}: hidden_size {config.hidden_size} is not divisible by num_attention_heads")
+        return config
+
+    def expected_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every weight name of the architecture and the shape this configuration implies."""
+        h, i = self.hidden_size, self.intermediate_size
+        shapes: dict[str, tuple[int, ...]] = {
+            "embeddings.word_embeddings.weight": (self.vocab_size, h),
+            "embeddings.token_type_embeddings.weight": (self.type_vocab_size, h),
+            "embeddings.LayerNorm.weight": (h,),
+            "embeddings.LayerNorm.bias": (h,),
+        }
+        for n in range(self.num_hidden_layers):
+            p = f"encoder.layer.{n}."
+            shapes.update({
+                p + "attention.self.Wqkv.weight": (3 * h, h),
+                p + "attention.self.Wqkv.bias": (3 * h,),
+                p + "attention.output.dense.weight": (h, h),
+                p + "attention.output.dense.bias": (h,),
+                p + "attention.output.LayerNorm.weight": (h,),
+                p + "attention.output.LayerNorm.bias": (h,),
+                p + "mlp.gated_layers.weight": (2 * i, h),
+                p + "mlp.wo.weight": (h, i),
+                p + "mlp.wo.bias": (h,),
+                p + "mlp.layernorm.weight": (h,),
+                p + "mlp.layernorm.bias": (h,),
+            })
+        return shapes
+
+
+def alibi_slopes(n_heads: int) -> list[float]:
+    """ALiBi head slopes as MosaicBERT computes them, including head counts that are not powers of two.
+
+    For 2^k heads: s, s², … with s = 2^(-8/n). Otherwise the slopes of the largest power of two p below n, followed
+    by every second slope of the 2p-head list (DNABERT-S has 12 heads: 1/2 … 1/256, then 2^-0.5 … 2^-3.5).
+    """
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return power_of_two(n_heads)
+    closest = 2 ** math.floor(math.log2(n_heads))
+    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: n_heads - closest]
+
+
+class _Embeddings(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
+        self.token_type_embeddings = nn.Embedding(c.type_vocab_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        # token type is always 0 in VirNucPro (single segment); no position embeddings: ALiBi encodes position
+        return self.LayerNorm(self.word_embeddings(ids) + self.token_type_embeddings.weight[0])
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.Wqkv = nn.Linear(c.hidden_size, 3 * c.hidden_size)
+
+
+class _AttentionOutput(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(c.hidden_size, c.hidden_size)
+        self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+
+class _Attention(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.self = _SelfAttention(c)
+        self.output = _AttentionOutput(c)
+        self.heads = c.num_attention_heads
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
+        b, length, width = x.shape
+        head_dim = width // self.heads
+        # fused projection laid out as (q | k | v), each split into heads: 'b s (t h d) -> t b h s d'
+        qkv = self.self.Wqkv(x).view(b, length, 3, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        context = attend(qkv[0], qkv[1], qkv[2], bias, 1.0 / math.sqrt(head_dim), mode)
+        context = context.transpose(1, 2).reshape(b, length, width)
+        return self.output.LayerNorm(self.output.dense(context) + x)
+
+
+class _GatedMLP(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.intermediate = c.intermediate_size
+        self.gated_layers = nn.Linear(c.hidden_size, 2 * c.intermediate_size, bias=False)
+        self.wo = nn.Linear(c.intermediate_size, c.hidden_size)
+        self.layernorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gated, plain = self.gated_layers(x).split(self.intermediate, dim=-1)
+        return self.layernorm(self.wo(F.gelu(gated) * plain) + x)  # exact (erf) GELU, as nn.GELU() in the original
+
+
+class _Layer(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.attention = _Attention(c)
+        self.mlp = _GatedMLP(c)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
+        return self.mlp(self.attention(x, bias, mode))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, c: DnaBertConfig) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(_Layer(c) for _ in range(c.num_hidden_layers))
+
+
+class DnaBert(nn.Module):
+    """MosaicBERT encoder: ``forward(ids, mask)`` → last hidden state; ``attention`` picks sdpa or reference."""
+
+    def __init__(self, config: DnaBertConfig, attention: str = "sdpa") -> None:
+        super().__init__()
+        self.config = config
+        self.attention = attention
+        self.embeddings = _Embeddings(config)
+        self.encoder = _Encoder(config)
+
+    def attention_bias(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """ALiBi ``-slope(h)·|i-j|`` plus -10000 on padded keys: ``[batch, heads, L, L]`` additive bias."""
+        length = mask.shape[1]
+        slopes = torch.tensor(alibi_slopes(self.config.num_attention_heads), device=mask.device, dtype=torch.float32)
+        pos = torch.arange(length, device=mask.device, dtype=torch.float32)
+        distance = (pos[None, :] - pos[:, None]).abs()
+        alibi = -slopes[:, None, None] * distance[None, :, :]
+        key_mask = torch.where(mask, 0.0, _KEY_MASK).to(torch.float32)[:, None, None, :]
+        return (alibi[None] + key_mask).to(dtype)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.embeddings(ids)
+        bias = self.attention_bias(mask, x.dtype)
+        for layer in self.encoder.layer:
+            x = layer(x, bias, self.attention)
+        return x
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def resolve_folder(spec: str) -> Path:
+    """A local folder as is; otherwise a Hugging Face id (``owner/name``) fetched or found in the HF cache."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelError(f"{spec}: DNABERT-S must be a folder (config.json, tokenizer.json, weights), not a file")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        revision = hub.DNABERT_S_REVISION if spec == hub.DNABERT_S_REPO else None
+        return hub.hf_snapshot(spec, revision=revision)
+    raise ModelError(f"{spec}: no such DNABERT-S folder, and not a Hugging Face id (owner/name)")
+
+
+def load_weights(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The state dict from ``model.safetensors`` (preferred: no pickle at all) or ``pytorch_model.bin`` (weights only)."""
+    for name in WEIGHT_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        if name.endswith(".safetensors"):
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            try:
+                return path, load_file(str(path))
+            except (SafetensorError, OSError, ValueError) as exc:
+                raise ModelError(f"{path}: unreadable safetensors file ({exc})") from None
+        state = safe_torch_load(path, what="DNABERT-S weights")
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ModelError(f"{path}: not a plain state dict of tensors")
+        return path, state
+    raise ModelError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)})")
+
+
+def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip an optional ``bert.`` prefix and drop the masked-LM head and pooler; everything else is kept for checking."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        name = key[len(_OPTIONAL_PREFIX):] if key.startswith(_OPTIONAL_PREFIX) else key
+        if _IGNORED.match(name):
+            continue
+        out[name] = value
+    return out
+
+
+class DnaTokenizer:
+    """The folder's ``tokenizer.json`` (BPE; [CLS] … [SEP] added by its post-processor), input upper-cased first."""
+
+    def __init__(self, path: Path, vocab_size: int) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a bare Exception on malformed files
+            raise ModelError(f"{path}: unreadable tokenizer ({str(exc).splitlines()[0]})") from None
+        self.tokenizer.no_truncation()  # the original never truncates (no window comes near 512 tokens)
+        self.tokenizer.no_padding()
+        pad = self.tokenizer.token_to_id("[PAD]")
+        if pad is None:
+            raise ModelError(f"{path}: tokenizer has no [PAD] token")
+        if self.tokenizer.get_vocab_size(with_added_tokens=True) > vocab_size:
+            raise ModelError(f"{path}: tokenizer has more tokens than the model's vocab_size {vocab_size}")
+        self.pad_id = int(pad)
+
+    def __call__(self, ids: Sequence[str], sequences: Sequence[str]) -> list[np.ndarray]:
+        encoded = self.tokenizer.encode_batch([s.upper() for s in sequences])
+        return [np.asarray(e.ids, dtype=np.int32) for e in encoded]
+
+
+def load_dnabert(spec: str, *, device: torch.device, dtype: torch.dtype, attention: str = "sdpa") -> LoadedEncoder:
+    """Load a DNABERT-S folder or hub id strictly; any key or shape that does not map is a :class:`ModelError`."""
+    folder = resolve_folder(spec)
+    config_path, tokenizer_path = folder / "config.json", folder / "tokenizer.json"
+    for needed in (config_path, tokenizer_path):
+        if not needed.is_file():
+            raise ModelError(f"{folder}: missing {needed.name}")
+    config = DnaBertConfig.from_json(config_path)
+    tokenizer = DnaTokenizer(tokenizer_path, config.vocab_size)
+    weights_path, raw = load_weights(folder)
+    state = normalize_keys(raw)
+    check_state_dict(config.expected_shapes(), state, str(weights_path))
+    module = materialize(lambda: DnaBert(config, attention), state, device, dtype)
+    checksum = tree_sha256([config_path, tokenizer_path, weights_path])
+    return LoadedEncoder(
+        name=spec,
+        checksum=checksum,
+        dim=config.hidden_size,
+        module=module,
+        tokenize=tokenizer,
+        pad_id=tokenizer.pad_id,
+        pool_skip=(0, 0),  # the original averages every token, [CLS] and [SEP] included
+        info={"folder": str(folder), "weights": weights_path.name},
+    )
