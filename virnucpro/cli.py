@@ -186,8 +186,9 @@ def _setup_logging(level: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s virnucpro %(levelname)s: %(message)s", datefmt="%H:%M:%S"))
     handler._virnucpro_cli = True  # type: ignore[attr-defined]
+    handler.setLevel(level)
     log.addHandler(handler)
-    log.setLevel(level)
+    log.setLevel(min(level, logging.INFO))  # run.log keeps INFO even when stderr is quiet
     log.propagate = False
 
 

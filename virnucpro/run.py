@@ -169,9 +169,10 @@ def _embed_stage(cfg: RunConfig, kind: str, model: str, tokens: int | None, shar
         outputs[shard["nuc"]] = out
         if not is_current(out, fingerprint, f"{kind} embeddings"):
             todo.append((str(src), str(out), tokens, cfg.store_dtype, fingerprint))
+    log.info("%s embeddings: %d/%d shard(s) current, %d to compute", kind, len(shards) - len(todo), len(shards), len(todo))
     if not todo:
         return outputs
-    log.info("embedding %d/%d shard(s) with %s on %s", len(todo), len(shards), model, ", ".join(cfg.devices))
+    log.info("embedding %d shard(s) with %s on %s", len(todo), model, ", ".join(cfg.devices))
     if len(cfg.devices) == 1:
         _embed_worker(kind, model, cfg.devices[0], cfg.precision, todo, cfg.progress)
     else:

@@ -1,0 +1,129 @@
+"""The embedded runner end to end: golden outputs, resume after SIGKILL/SIGTERM, invalidation, corruption, locking."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, INPUT_FA, expected
+from virnucpro.cli import main
+from virnucpro.run import RunConfig, folder_lock, run_pipeline
+
+FINAL = ("prediction_results.txt", "prediction_results_highestscore.csv", "reads.tsv")
+MODELS = ["--dnabert", str(DNABERT_DIR), "--esm", str(ESM_PT), "--classifier", str(CLASSIFIER_PTH)]
+
+
+def _run_args(inputs: list[Path], outdir: Path, chunk: int = 500, *extra: str) -> list[str]:
+    return ["run", *map(str, inputs), "--outdir", str(outdir), "--chunk-length", str(chunk), *MODELS,
+            "--device", "cpu", "--precision", "fp32", "-q", *extra]
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("chunk,shards", [(300, "1"), (500, "3")])
+def test_run_reproduces_original_outputs(tmp_path: Path, chunk: int, shards: str) -> None:
+    assert main(_run_args([INPUT_FA], tmp_path, chunk, "--shards", shards)) == 0
+    got, want = _rows(tmp_path / "prediction_results.txt"), _rows(expected(chunk) / "prediction_results.txt")
+    assert [r[:2] for r in got] == [r[:2] for r in want]
+    assert max(abs(float(a) - float(b)) for g, w in zip(got[1:], want[1:]) for a, b in zip(g[2:], w[2:])) <= 1e-4
+    name = "prediction_results_highestscore.csv"
+    assert (tmp_path / name).read_bytes() == (expected(chunk) / name).read_bytes()
+    reads = _rows(tmp_path / "reads.tsv")
+    assert len(reads) == 61 and {r[0] for r in reads[1:]} >= {"pub_012", "pub_058"}
+    assert (tmp_path / "manifest.json").exists() and (tmp_path / "run.log").exists()
+
+
+@pytest.fixture(scope="module")
+def orf_fasta(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough stop-free reads to spread over many shards (so a kill lands mid-run)."""
+    rng = random.Random(7)
+    codons = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if a + b + c not in ("TAA", "TAG", "TGA")]
+    path = tmp_path_factory.mktemp("orf") / "orf.fa"
+    path.write_text("".join(f">orf{i} synthetic\n{''.join(rng.choices(codons, k=333))}A\n" for i in range(900)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(orf_fasta: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("clean")
+    assert main(_run_args([orf_fasta], out, 500, "--shards", "12")) == 0
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_resume_after_kill_is_byte_identical(orf_fasta: Path, uninterrupted: Path, tmp_path: Path, sig: int) -> None:
+    cmd = [sys.executable, "-m", "virnucpro", *_run_args([orf_fasta], tmp_path, 500, "--shards", "12")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    marker = tmp_path / "work" / "shards" / "shard_0003.dna.h5"
+    deadline = time.time() + 120
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 143), err
+    if sig == signal.SIGTERM:
+        assert "Traceback" not in err and "re-run the same command to resume" in err
+    assert not (tmp_path / "prediction_results.txt").exists()
+    # nothing half-written under a final name: every HDF5 present opens as complete
+    from virnucpro.h5io import h5_is_complete
+
+    assert all(h5_is_complete(p) for p in (tmp_path / "work" / "shards").glob("*.h5"))
+    # a shard counts as done once its stamp confirms it (a kill between rename and stamp means: redo it)
+    done_before = len(list((tmp_path / "work" / "shards").glob("*.dna.h5.stamp.json")))
+    assert 1 <= done_before < 12, "the signal arrived before or after embedding: the test proved nothing"
+    assert main(_run_args([orf_fasta], tmp_path, 500, "--shards", "12")) == 0
+    log = (tmp_path / "run.log").read_text()
+    assert "reusing prepared shards" in log
+    assert f"dna embeddings: {done_before}/12 shard(s) current" in log
+    for name in FINAL:
+        assert (tmp_path / name).read_bytes() == (uninterrupted / name).read_bytes(), name
+
+
+def test_changed_parameters_and_corrupt_files_are_recomputed(orf_fasta: Path, uninterrupted: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(uninterrupted, tmp_path / "o")
+    out = tmp_path / "o"
+    (out / "run.log").unlink()
+    victim = out / "work" / "shards" / "shard_0002.protein.h5"
+    victim.write_bytes(victim.read_bytes()[:300])  # truncated by a crash of some other tool
+    assert main(_run_args([orf_fasta], out, 500, "--shards", "12")) == 0
+    log = (out / "run.log").read_text()
+    assert "recomputing protein embeddings shard_0002.protein.h5: incomplete or corrupt file" in log
+    assert "protein embeddings: 11/12 shard(s) current" in log and "dna embeddings: 12/12 shard(s) current" in log
+    for name in FINAL:
+        assert (out / name).read_bytes() == (uninterrupted / name).read_bytes()
+    assert main(_run_args([orf_fasta], out, 500, "--shards", "12", "--store-dtype", "float16")) == 0
+    assert "changed store_dtype" in (out / "run.log").read_text()
+    assert main(_run_args([orf_fasta], out, 500, "--shards", "6")) == 0
+    assert "re-preparing: inputs or parameters changed" in (out / "run.log").read_text()
+
+
+def test_second_run_on_same_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with folder_lock(tmp_path):
+        assert main(_run_args([INPUT_FA], tmp_path)) == 1
+    assert "another virnucpro run is using this folder" in capsys.readouterr().err
+
+
+def test_shards_spread_over_several_devices_give_the_same_result(tmp_path: Path) -> None:
+    cfg = RunConfig(
+        inputs=[INPUT_FA], outdir=tmp_path, chunk_length=300, dnabert=str(DNABERT_DIR), esm=str(ESM_PT),
+        classifier=CLASSIFIER_PTH, n_shards=4, device="cpu", precision="fp32", progress=False, devices=["cpu", "cpu"],
+    )
+    manifest = run_pipeline(cfg)
+    assert manifest["parameters"]["devices"] == ["cpu", "cpu"]
+    name = "prediction_results_highestscore.csv"
+    assert (tmp_path / name).read_bytes() == (expected(300) / name).read_bytes()
+
+
+def test_env_is_not_required() -> None:
+    assert "VIRNUCPRO_TEST_HOOK" not in os.environ  # no test-only switches in the product
