@@ -446,6 +446,21 @@ def load_embedder(kind: str, model: str, device: str = "auto", precision: str = 
     return Embedder(kind, encoder, dev, dtype)
 
 
+def describe_model(kind: str, model: str, device: str = "auto", precision: str = "auto") -> dict[str, Any]:
+    """Identity of a model run without loading it: the attributes an embedding file records (resume checks).
+
+    Resolving a hub id or fair-esm name may download the files, as loading would.
+    """
+    dtype = resolve_precision(precision, resolve_device(device))
+    if kind == "dna":
+        from virnucpro.models.dnabert import model_checksum
+    elif kind == "protein":
+        from virnucpro.models.esm import model_checksum
+    else:
+        raise ValueError(f"kind must be 'dna' or 'protein', not {kind!r}")
+    return {"model_name": model, "model_sha256": model_checksum(model), "precision": precision_name(dtype), "kind": kind}
+
+
 def _cli_embed(kind: str, args: argparse.Namespace) -> int:
     embedder = load_embedder(kind, args.model, args.device, args.precision)
     embedder.embed_fasta(
@@ -474,6 +489,7 @@ __all__ = [
     "SequenceTooLarge",
     "cli_embed_dna",
     "cli_embed_protein",
+    "describe_model",
     "load_embedder",
     "resolve_device",
     "resolve_precision",

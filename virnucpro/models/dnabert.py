@@ -1,6 +1,6 @@
 """DNABERT-S: a compact MosaicBERT encoder of our own, loading the published Hugging Face folder as it is.
 
-The original loads DNABERT-S with ``trust_remote_code=True``, i.e. it executes Python shipped with the model. We
+The original loads DNABERT-S with remote code enabled, i.e. it executes Python shipped with the model. We
 never do: the architecture below is the remote code's ``BertModel`` inference path written out (ALiBi attention, no
 position embeddings, post-LayerNorm, gated-GELU feed-forward), with module names chosen so the published weight
 names load strictly. Dropout is absent because inference never uses it.
@@ -232,25 +232,20 @@ def resolve_folder(spec: str) -> Path:
     raise ModelError(f"{spec}: no such DNABERT-S folder, and not a Hugging Face id (owner/name)")
 
 
-def load_weights(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
-    """The state dict from ``model.safetensors`` (preferred: no pickle at all) or ``pytorch_model.bin`` (weights only)."""
-    for name in WEIGHT_FILES:
-        path = folder / name
-        if not path.is_file():
-            continue
-        if name.endswith(".safetensors"):
-            from safetensors import SafetensorError
-            from safetensors.torch import load_file
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The state dict from ``model.safetensors`` (no pickle at all) or ``pytorch_model.bin`` (weights only)."""
+    if path.name.endswith(".safetensors"):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
-            try:
-                return path, load_file(str(path))
-            except (SafetensorError, OSError, ValueError) as exc:
-                raise ModelError(f"{path}: unreadable safetensors file ({exc})") from None
-        state = safe_torch_load(path, what="DNABERT-S weights")
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ModelError(f"{path}: not a plain state dict of tensors")
-        return path, state
-    raise ModelError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)})")
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable safetensors file ({exc})") from None
+    state = safe_torch_load(path, what="DNABERT-S weights")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path}: not a plain state dict of tensors")
+    return state
 
 
 def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -288,17 +283,30 @@ class DnaTokenizer:
         return [np.asarray(e.ids, dtype=np.int32) for e in encoded]
 
 
-def load_dnabert(spec: str, *, device: torch.device, dtype: torch.dtype, attention: str = "sdpa") -> LoadedEncoder:
-    """Load a DNABERT-S folder or hub id strictly; any key or shape that does not map is a :class:`ModelError`."""
-    folder = resolve_folder(spec)
+def _model_files(folder: Path) -> tuple[Path, Path, Path]:
+    """config.json, tokenizer.json and the weight file that will be read (safetensors preferred)."""
     config_path, tokenizer_path = folder / "config.json", folder / "tokenizer.json"
     for needed in (config_path, tokenizer_path):
         if not needed.is_file():
             raise ModelError(f"{folder}: missing {needed.name}")
+    weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
+    if weights is None:
+        raise ModelError(f"{folder}: no weights ({' or '.join(WEIGHT_FILES)})")
+    return config_path, tokenizer_path, weights
+
+
+def model_checksum(spec: str) -> str:
+    """Digest over config, tokenizer and weights: what determines the embeddings."""
+    return tree_sha256(list(_model_files(resolve_folder(spec))))
+
+
+def load_dnabert(spec: str, *, device: torch.device, dtype: torch.dtype, attention: str = "sdpa") -> LoadedEncoder:
+    """Load a DNABERT-S folder or hub id strictly; any key or shape that does not map is a :class:`ModelError`."""
+    folder = resolve_folder(spec)
+    config_path, tokenizer_path, weights_path = _model_files(folder)
     config = DnaBertConfig.from_json(config_path)
     tokenizer = DnaTokenizer(tokenizer_path, config.vocab_size)
-    weights_path, raw = load_weights(folder)
-    state = normalize_keys(raw)
+    state = normalize_keys(load_weights(weights_path))
     check_state_dict(config.expected_shapes(), state, str(weights_path))
     module = materialize(lambda: DnaBert(config, attention), state, device, dtype)
     checksum = tree_sha256([config_path, tokenizer_path, weights_path])

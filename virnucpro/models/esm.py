@@ -13,7 +13,6 @@ memory-mapped and adopted on the meta device, so a 3B checkpoint is never held t
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,6 +281,11 @@ def _cast_keep_rotary(module: Esm2, state: dict[str, torch.Tensor], device: torc
         layer.self_attn.rot_emb.inv_freq = state[f"layers.{n}.self_attn.rot_emb.inv_freq"].to(device, torch.float32)
 
 
+def model_checksum(spec: str) -> str:
+    """SHA-256 of the checkpoint file (cached by size and mtime: hashing 5.7 GB once is enough)."""
+    return file_sha256(resolve_checkpoint(spec))
+
+
 def load_esm(spec: str, *, device: torch.device, dtype: torch.dtype, attention: str = "sdpa") -> LoadedEncoder:
     """Load a fair-esm ESM-2 checkpoint (path or model name) strictly and safely onto ``device`` in ``dtype``."""
     path = resolve_checkpoint(spec)
@@ -303,5 +307,3 @@ def load_esm(spec: str, *, device: torch.device, dtype: torch.dtype, attention: 
         info={"checkpoint": str(path), "layers": config.layers},
     )
 
-
-_ = math  # rotary/attention scaling documented above uses head_dim**-0.5 directly

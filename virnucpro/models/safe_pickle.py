@@ -59,7 +59,7 @@ def safe_torch_load(
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         message = str(exc)
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+        found = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", message, re.IGNORECASE)
         detail = f"it references {found.group(1)}, which is not allowed" if found else message.splitlines()[0]
         raise ModelError(f"{path}: refused to load {what}: {detail} (files are loaded without running code)") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:

@@ -26,6 +26,7 @@ process EMBED_PROTEIN {
     export HF_HOME=\$PWD/.cache/huggingface
     export TORCH_HOME=\$PWD/.cache/torch
     export TRITON_CACHE_DIR=\$PWD/.cache/triton
+    export OMP_NUM_THREADS=${task.cpus}
     export HF_HUB_OFFLINE=1
 
     virnucpro embed-protein \\

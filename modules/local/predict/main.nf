@@ -21,6 +21,7 @@ process PREDICT {
     def prefix = task.ext.prefix ?: "${meta.id}_${String.format('%04d', meta.shard as int)}"
     """
     export TORCH_HOME=\$PWD/.cache/torch
+    export OMP_NUM_THREADS=${task.cpus}
 
     virnucpro predict \\
         --features ${features} \\

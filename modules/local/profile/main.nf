@@ -22,6 +22,7 @@ process PROFILE {
     export HF_HOME=\$PWD/.cache/huggingface
     export TORCH_HOME=\$PWD/.cache/torch
     export TRITON_CACHE_DIR=\$PWD/.cache/triton
+    export OMP_NUM_THREADS=${task.cpus}
     export HF_HUB_OFFLINE=1
 
     virnucpro profile \\

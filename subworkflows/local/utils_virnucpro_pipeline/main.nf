@@ -33,7 +33,7 @@ workflow PIPELINE_INITIALISATION {
     log.info(paramsSummaryLog(workflow))
 
     if (params.shards && params.shard_tokens) {
-        error("Give either --shards or --shard_tokens, not both")
+        log.info("--shards ${params.shards} given: it overrides --shard_tokens ${params.shard_tokens}")
     }
     if (!input) {
         error("--input is required: a FASTA file or a samplesheet CSV with columns sample,fasta")
