@@ -13,7 +13,7 @@ from conftest import DNABERT_DIR, ESM_PT, expected, golden, golden_in_order
 from virnucpro.cli import main
 from virnucpro.embed import SequenceTooLarge, describe_model, load_embedder, plan_batches, resolve_device, resolve_precision
 from virnucpro.errors import InputError, ModelError, NumericError
-from virnucpro.h5io import read_matrix
+from virnucpro.h5io import MatrixReader, read_matrix
 from virnucpro.models import hub
 
 
@@ -67,16 +67,25 @@ def test_oom_halves_batches_and_loses_nothing(kind: str, tmp_path: Path) -> None
 def test_single_sequence_oom_names_it(tmp_path: Path) -> None:
     embedder = load_embedder("dna", str(DNABERT_DIR), device="cpu", precision="fp32")
 
-    def always(rows: np.ndarray) -> None:
-        raise torch.OutOfMemoryError("simulated")
+    def too_big(rows: np.ndarray) -> None:
+        if any(tokens[i].size > 8 for i in rows):
+            raise torch.OutOfMemoryError("simulated")
 
-    embedder.fault_hook = always
-    fa = tmp_path / "one.fa"
-    fa.write_text(">only_one desc\nACGTACGTAC\n")
+    fa = tmp_path / "two.fa"
+    fa.write_text(">only_one desc\nACGTACGTACGTTGCATGCAGGATCCATTAGC\n>small\nACG\n")
+    ids, tokens = embedder.read_and_tokenize(fa)
+    embedder.fault_hook = too_big
+    # the library call names the sequence that cannot fit ...
     with pytest.raises(SequenceTooLarge, match="only_one") as err:
-        embedder.embed_fasta(fa, tmp_path / "o.h5", progress=False)
+        list(embedder.embed_tokens(tokens, 4096, ids=ids))
     assert err.value.seq_id == "only_one"
-    assert not (tmp_path / "o.h5").exists() and not list(tmp_path.glob(".o.h5*"))
+    # ... while a file run records it as an invalid row and goes on (the read gets a status downstream)
+    stats = embedder.embed_fasta(fa, tmp_path / "o.h5", progress=False)
+    assert stats["too_large"] == 1
+    reader = MatrixReader(tmp_path / "o.h5")
+    assert reader.ids == ["only_one", "small"] and reader.valid.tolist() == [False, True]
+    reader.close()
+    assert not list(tmp_path.glob(".o.h5*"))
 
 
 @pytest.mark.parametrize("kind,model", [("dna", DNABERT_DIR), ("protein", ESM_PT)])

@@ -102,6 +102,12 @@ def test_changed_parameters_and_corrupt_files_are_recomputed(orf_fasta: Path, un
     assert "protein embeddings: 11/12 shard(s) current" in log and "dna embeddings: 12/12 shard(s) current" in log
     for name in FINAL:
         assert (out / name).read_bytes() == (uninterrupted / name).read_bytes()
+    shard = out / "work" / "prepare" / "shard_0004.prot.fa"
+    shard.write_text(shard.read_text()[:100])  # a truncated shard is detected by checksum and redone
+    assert main(_run_args([orf_fasta], out, 500, "--shards", "12")) == 0
+    assert "shard file shard_0004.prot.fa is missing or damaged" in (out / "run.log").read_text()
+    for name in FINAL:
+        assert (out / name).read_bytes() == (uninterrupted / name).read_bytes()
     assert main(_run_args([orf_fasta], out, 500, "--shards", "12", "--store-dtype", "float16")) == 0
     assert "changed store_dtype" in (out / "run.log").read_text()
     assert main(_run_args([orf_fasta], out, 500, "--shards", "6")) == 0
@@ -127,3 +133,48 @@ def test_shards_spread_over_several_devices_give_the_same_result(tmp_path: Path)
 
 def test_env_is_not_required() -> None:
     assert "VIRNUCPRO_TEST_HOOK" not in os.environ  # no test-only switches in the product
+
+
+def test_sequence_too_large_for_the_device_gets_a_status_not_a_dead_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import torch
+
+    import virnucpro.embed as embed
+    from virnucpro.fasta import read_fasta
+
+    limit = 150  # proteins longer than this "do not fit" even alone
+    real_load = embed.load_embedder
+
+    def load_with_small_memory(kind: str, *args, **kwargs):
+        embedder = real_load(kind, *args, **kwargs)
+        if kind == "protein":
+            real_tokenize = embedder.read_and_tokenize
+
+            def tokenize(path):
+                ids, tokens = real_tokenize(path)
+                lengths = np.array([len(t) for t in tokens])
+
+                def hook(rows: np.ndarray) -> None:
+                    if lengths[rows].max() > limit + 2:
+                        raise torch.OutOfMemoryError("simulated")
+
+                embedder.fault_hook = hook
+                return ids, tokens
+
+            embedder.read_and_tokenize = tokenize
+        return embedder
+
+    monkeypatch.setattr(embed, "load_embedder", load_with_small_memory)
+    assert main(_run_args([INPUT_FA], tmp_path, 500, "--shards", "2")) == 0
+    too_big = {r.id for r in read_fasta(expected(500) / "identified_protein.faa") if len(r.sequence) > limit}
+    assert too_big
+    want = [r for r in _rows(expected(500) / "prediction_results.txt") if r[0] not in too_big]
+    got = _rows(tmp_path / "prediction_results.txt")
+    assert [r[:2] for r in got] == [r[:2] for r in want]
+    reads = {r[0]: r for r in _rows(tmp_path / "reads.tsv")[1:]}
+    assert len(reads) == 60
+    hit = {fid.split("_chunk_")[0] for fid in too_big}
+    for read_id in hit:
+        assert reads[read_id][8] in ("not_embedded", "partially_scored"), reads[read_id]
+    assert any(reads[r][8] == "not_embedded" and reads[r][7] == "NA" for r in hit)
+    assert "could not be embedded" in (tmp_path / "run.log").read_text()

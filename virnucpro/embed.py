@@ -7,7 +7,8 @@ speed and robustness lives here once:
   and an out-of-memory shows up immediately) and packed into batches whose PADDED size (longest × count) stays within
   ``tokens_per_batch``;
 * a CUDA out-of-memory on a batch halves that batch and retries (no sequence is ever dropped); a single sequence that
-  still does not fit raises :class:`SequenceTooLarge` naming it;
+  still does not fit raises :class:`SequenceTooLarge` naming it (``embed_fasta`` instead marks its row invalid in
+  the HDF5 file, so the run goes on and the read gets a per-read status);
 * means are accumulated in float32 whatever the run precision, and rows are written back by input index through
   :class:`~virnucpro.h5io.MatrixWriter`, so the file keeps FASTA order.
 
@@ -280,6 +281,7 @@ class Embedder:
         tokens_per_batch: int,
         stats: dict[str, Any] | None = None,
         ids: Sequence[str] | None = None,
+        on_too_large: Callable[[np.ndarray], None] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(row indices, means)`` for every sequence, batch by batch, halving batches that run out of memory.
 
@@ -295,7 +297,13 @@ class Embedder:
                     self.fault_hook(rows)
                 values = self.embed_batch([tokens[i] for i in rows])
             except torch.OutOfMemoryError:
-                pending.extend(self._split_after_oom(rows, lengths, stats, ids))
+                try:
+                    pending.extend(self._split_after_oom(rows, lengths, stats, ids))
+                except SequenceTooLarge as exc:
+                    if on_too_large is None:
+                        raise
+                    log.warning("%s: recorded as not embedded, the run goes on", exc)
+                    on_too_large(rows)
                 continue
             stats["batches"] = stats.get("batches", 0) + 1
             stats["padded_tokens"] = stats.get("padded_tokens", 0) + int(lengths[rows].max()) * len(rows)
@@ -368,12 +376,16 @@ class Embedder:
             "kind": self.kind,
             "tokens_per_batch": tpb,
         }
-        stats: dict[str, Any] = {"batches": 0, "padded_tokens": 0, "oom_retries": 0}
+        stats: dict[str, Any] = {"batches": 0, "padded_tokens": 0, "oom_retries": 0, "too_large": 0}
         total_tokens = int(sum(len(t) for t in tokens))
         with MatrixWriter(output_h5, ids, self.dim, attrs=attrs, store_dtype=store_dtype) as writer:
             with _progress_bar(len(ids), progress, f"embed-{self.kind}") as bar:
                 done_tokens = 0
-                for rows, values in self.embed_tokens(tokens, tpb, stats, ids):
+                def too_large(rows: np.ndarray) -> None:
+                    writer.mark_invalid(rows)
+                    stats["too_large"] = stats.get("too_large", 0) + len(rows)
+
+                for rows, values in self.embed_tokens(tokens, tpb, stats, ids, on_too_large=too_large):
                     writer.write_rows(rows, values)
                     done_tokens += int(sum(len(tokens[i]) for i in rows))
                     _advance(bar, len(rows), done_tokens, start)
@@ -383,7 +395,7 @@ class Embedder:
             sequences=len(ids),
             tokens=total_tokens,
             seconds=round(seconds, 4),
-            peak_memory_bytes=_peak_memory(self.device),
+            peak_memory_bytes=peak_memory(self.device),
             tokens_per_s=round(total_tokens / seconds, 1) if seconds > 0 else 0.0,
             sequences_per_s=round(len(ids) / seconds, 2) if seconds > 0 else 0.0,
         )
@@ -418,7 +430,7 @@ def _advance(bar: Any, n: int, done_tokens: int, start: float) -> None:
     bar.set_postfix_str(f"{done_tokens / elapsed:,.0f} tok/s", refresh=False)
 
 
-def _peak_memory(device: torch.device) -> int:
+def peak_memory(device: torch.device) -> int:
     """Peak accelerator memory on CUDA, else the process's peak resident set size (bytes)."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))

@@ -59,6 +59,7 @@ class MatrixWriter:
         self.dataset = dataset
         self._tmp = temp_name(self.path)
         self._filled = np.zeros(len(self.ids), dtype=bool)
+        self._invalid = np.zeros(len(self.ids), dtype=bool)
         self._fh = h5py.File(self._tmp, "w")
         self._fh.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=_STR)
         chunk_rows = max(1, min(len(self.ids), max(1, (1 << 20) // max(1, self.dim * 4))))
@@ -90,12 +91,23 @@ class MatrixWriter:
         self._data[rows[order]] = values[order]
         self._filled[rows] = True
 
+    def mark_invalid(self, rows: np.ndarray | Sequence[int]) -> None:
+        """Record rows that could not be computed (a sequence too large for the device): stored as zeros with
+        ``valid`` False, so downstream stages drop them explicitly instead of scoring garbage."""
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        self._data[rows] = np.zeros((len(rows), self.dim), dtype=np.float32)
+        self._filled[rows] = True
+        self._invalid[rows] = True
+
     def commit(self) -> Path:
         """Check every row was written, mark complete, close and rename into place."""
         missing = np.flatnonzero(~self._filled)
         if missing.size:
             self.abort()
             raise RuntimeError(f"{self.path}: {missing.size} rows never written, e.g. {self.ids[missing[0]]}")
+        if self._invalid.any():
+            self._fh.create_dataset("valid", data=~self._invalid)
+            self._fh.attrs["invalid_rows"] = int(self._invalid.sum())
         self._fh.attrs["complete"] = True
         self._fh.flush()
         self._fh.close()
@@ -159,6 +171,8 @@ class MatrixReader:
                 raise InputError(f"{self.path}: incomplete file (its writer did not finish); delete it and re-run")
             self.ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in self._fh["ids"][()]]
             self._data = self._fh[name]
+            #: False for rows that could not be computed (see :meth:`MatrixWriter.mark_invalid`).
+            self.valid = np.asarray(self._fh["valid"][()], dtype=bool) if "valid" in self._fh else np.ones(len(self.ids), dtype=bool)
             if self._data.ndim != 2 or self._data.shape[0] != len(self.ids) or self.attrs.get("rows") != len(self.ids):
                 raise InputError(f"{self.path}: {len(self.ids)} ids but matrix of shape {self._data.shape}")
         except InputError:

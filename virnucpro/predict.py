@@ -32,7 +32,11 @@ def _duplicates(ids: list[str]) -> list[str]:
 
 
 def merge_features(dna: Path, protein: Path, output: Path) -> Path:
-    """Write ``output`` with ``features`` = [DNABERT-S | ESM-2] per id, rows in DNABERT-S order."""
+    """Write ``output`` with ``features`` = [DNABERT-S | ESM-2] per id, rows in DNABERT-S order.
+
+    Rows an embedder marked invalid (a sequence too large for the device) are left out, with a warning; summarize
+    then gives their reads a status instead of scores.
+    """
     with MatrixReader(dna, "embeddings") as d, MatrixReader(protein, "embeddings") as p:
         for path, ids in ((dna, d.ids), (protein, p.ids)):
             dup = _duplicates(ids)
@@ -49,6 +53,10 @@ def merge_features(dna: Path, protein: Path, output: Path) -> Path:
             if only_protein:
                 parts.append(f"{len(only_protein)} id(s) only in {protein}, e.g. {only_protein[0]!r}")
             raise InputError("cannot merge: " + "; ".join(parts))
+        keep = d.valid & p.valid[[position[i] for i in d.ids]] if d.ids else d.valid
+        dropped = [sid for sid, k in zip(d.ids, keep) if not k]
+        if dropped:
+            log.warning("%d frame(s) could not be embedded and are left out of %s, e.g. %r", len(dropped), output, dropped[0])
         attrs = {
             "dna_model": d.attrs.get("model_name", ""),
             "dna_model_sha256": d.attrs.get("model_sha256", ""),
@@ -57,11 +65,17 @@ def merge_features(dna: Path, protein: Path, output: Path) -> Path:
             "dna_dim": d.dim,
             "protein_dim": p.dim,
             "precision": f"{d.attrs.get('precision', '')}/{p.attrs.get('precision', '')}",
+            "frames_not_embedded": len(dropped),
         }
-        with MatrixWriter(output, d.ids, d.dim + p.dim, dataset="features", attrs=attrs) as writer:
+        out_ids = [sid for sid, k in zip(d.ids, keep) if k]
+        with MatrixWriter(output, out_ids, d.dim + p.dim, dataset="features", attrs=attrs) as writer:
+            written = 0
             for start, ids, block in d.blocks(MERGE_BLOCK_ROWS):
-                other = p.rows(np.fromiter((position[i] for i in ids), dtype=np.int64, count=len(ids)))
-                writer.write_rows(np.arange(start, start + len(ids)), np.hstack([block, other]))
+                sel = keep[start : start + len(ids)]
+                kept_ids = [i for i, k in zip(ids, sel) if k]
+                other = p.rows(np.fromiter((position[i] for i in kept_ids), dtype=np.int64, count=len(kept_ids)))
+                writer.write_rows(np.arange(written, written + len(kept_ids)), np.hstack([block[sel], other]))
+                written += len(kept_ids)
             return writer.commit()
 
 

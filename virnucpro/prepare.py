@@ -216,6 +216,8 @@ def prepare(
                 "reads": s.reads,
                 "frames": s.frames,
                 "tokens": s.tokens,
+                "nuc_sha256": file_sha256(s.nuc_path),
+                "prot_sha256": file_sha256(s.prot_path),
             }
             for s in kept
         ],

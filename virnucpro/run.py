@@ -119,12 +119,17 @@ def _prepare_current(cfg: RunConfig, prep_dir: Path, inputs_sha: list[str]) -> d
         "tokens_per_shard": cfg.tokens_per_shard,
         "prefix": "shard",
     } and [i.get("sha256") for i in manifest.get("inputs", [])] == inputs_sha
-    shards_there = all((prep_dir / s["nuc"]).exists() and (prep_dir / s["prot"]).exists() for s in manifest.get("shards", []))
-    if same and shards_there:
-        log.info("reusing prepared shards in %s", prep_dir)
-        return manifest
-    log.info("re-preparing: inputs or parameters changed since %s", prep_dir / "manifest.json")
-    return None
+    if not same:
+        log.info("re-preparing: inputs or parameters changed since %s", prep_dir / "manifest.json")
+        return None
+    for shard in manifest.get("shards", []):
+        for key in ("nuc", "prot"):
+            path = prep_dir / shard[key]
+            if not path.is_file() or file_sha256(path) != shard.get(f"{key}_sha256"):
+                log.info("re-preparing: shard file %s is missing or damaged (checksum differs from the manifest)", path.name)
+                return None
+    log.info("reusing prepared shards in %s", prep_dir)
+    return manifest
 
 
 def plan_devices(device: str) -> list[str]:

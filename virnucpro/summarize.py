@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, TextIO
@@ -30,6 +31,12 @@ READS_FILE = "reads.tsv"
 READS_SUMMARY_HEADER = (
     "read_id", "length", "windows", "frames", "windows_scored", "windows_viral", "max_virus_score", "call", "status",
 )
+
+
+#: Reads whose frames could not all be embedded (a sequence too large for the device even alone).
+STATUS_NOT_EMBEDDED = "not_embedded"
+STATUS_PARTIAL = "partially_scored"
+_FRAME_SUFFIX = re.compile(r"[0-9]+[FR][123]")
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,16 @@ def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
     return {w: bool(s2 >= s1) for w, (s1, s2) in best.items()}
 
 
+def _status(row: dict[str, str], scored_frames: int) -> str:
+    """The prepare status, or why a read with frames has fewer scores than frames."""
+    expected = int(row["frames"])
+    if expected and scored_frames == 0:
+        return STATUS_NOT_EMBEDDED
+    if scored_frames < expected:
+        return STATUS_PARTIAL
+    return row["status"]
+
+
 def read_call(windows_scored: int, windows_viral: int) -> str:
     """Per-read call: ``virus`` when at least half of its scored windows are viral; ``NA`` when none was scored."""
     if windows_scored == 0:
@@ -87,7 +104,7 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
     counts = {"reads": 0, "frames": 0, "windows": 0, "windows_viral": 0, "reads_virus": 0}
     window_rows: list[tuple[str, bool]] = []
     with contextlib.ExitStack() as stack:
-        shard_iters = [iter(read_frame_table(Path(p))) for p in frame_tables]
+        shard_iters = [_Peekable(read_frame_table(Path(p))) for p in frame_tables]
         frames_out = stack.enter_context(atomic_text(outdir / FRAMES_FILE))
         reads_out = stack.enter_context(atomic_text(outdir / READS_FILE))
         frames_out.write("\t".join(FRAMES_HEADER) + "\n")
@@ -101,14 +118,14 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
             viral = sum(calls.values())
             call = read_call(len(calls), viral)
             max_virus = format_score(max(f.score2 for f in frames)) if frames else "NA"
-            _write_read(reads_out, row, len(frames), len(calls), viral, max_virus, call, row["status"])
+            _write_read(reads_out, row, len(frames), len(calls), viral, max_virus, call, _status(row, len(frames)))
             counts["reads"] += 1
             counts["frames"] += len(frames)
             counts["windows"] += len(calls)
             counts["windows_viral"] += viral
             counts["reads_virus"] += call == "virus"
         for index, it in enumerate(shard_iters):
-            extra = next(it, None)
+            extra = it.peek()
             if extra is not None:
                 raise InputError(
                     f"{frame_tables[index]}: frame {extra.frame_id!r} belongs to no read of {reads_tsv}"
@@ -126,25 +143,41 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
     return counts
 
 
+def _belongs(frame_id: str, read_id: str) -> bool:
+    """Exactly ``{read_id}_chunk_{k}{F|R}{1-3}`` (a read id that is a prefix of another does not match)."""
+    prefix = read_id + "_chunk_"
+    return frame_id.startswith(prefix) and _FRAME_SUFFIX.fullmatch(frame_id[len(prefix) :]) is not None
+
+
 def _take_frames(row: dict[str, str], shard_iters: list, reads_tsv: Path, tables: Sequence[Path]) -> list[FrameScore]:
-    """The next ``frames`` rows of the read's shard, checked to belong to this read."""
+    """The read's rows from its shard's table (at most ``frames``; fewer when some could not be embedded)."""
     n, shard = int(row["frames"]), int(row["shard"])
     if n == 0:
         return []
     if not 1 <= shard <= len(shard_iters):
         raise InputError(f"{reads_tsv}: read {row['read_id']!r} is in shard {shard}, but {len(tables)} frame table(s) were given")
-    prefix = row["read_id"] + "_chunk_"
     frames = []
-    for _ in range(n):
-        f = next(shard_iters[shard - 1], None)
-        if f is None or not f.frame_id.startswith(prefix):
-            found = "end of file" if f is None else repr(f.frame_id)
-            raise InputError(
-                f"{tables[shard - 1]}: expected frame of read {row['read_id']!r}, found {found}"
-                " (incomplete shard, or tables given out of shard order?)"
-            )
-        frames.append(f)
+    it = shard_iters[shard - 1]
+    while len(frames) < n and it.peek() is not None and _belongs(it.peek().frame_id, row["read_id"]):
+        frames.append(next(it))
     return frames
+
+
+class _Peekable:
+    """Iterator over a frame table with one row of look-ahead."""
+
+    def __init__(self, rows: Iterator[FrameScore]) -> None:
+        self._rows = rows
+        self._next = next(rows, None)
+
+    def peek(self) -> FrameScore | None:
+        return self._next
+
+    def __next__(self) -> FrameScore:
+        if self._next is None:
+            raise StopIteration
+        current, self._next = self._next, next(self._rows, None)
+        return current
 
 
 def _write_read(out: TextIO, row: dict[str, str], frames: int, scored: int, viral: int, max_virus: str, call: str, status: str) -> None:

@@ -1,0 +1,103 @@
+"""``virnucpro benchmark`` / ``profile``: report shape and sanity on CPU with tiny models (no timing thresholds)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from virnucpro.bench import chunk_for_read_length, synthetic_read, write_synthetic_fasta
+from virnucpro.cli import main
+from virnucpro.frames import six_frames
+from virnucpro.prepare import prepare
+
+REF = Path(__file__).parent / "data" / "reference"
+TINY = ["--dnabert", "random-tiny", "--esm", "random-tiny", "--device", "cpu", "-q"]
+
+
+def _run(tmp_path: Path, *argv: str) -> dict:
+    out = tmp_path / "report.json"
+    assert main([*argv, "--output", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def _check_embed_run(run: dict) -> None:
+    assert run["sequences"] > 0 and run["tokens"] > 0
+    assert run["tokens_per_s"] > 0 and run["sequences_per_s"] > 0
+    assert 0 < run["padding_efficiency"] <= 1
+    assert math.isclose(run["padding_efficiency"] + run["padding_waste"], 1.0, abs_tol=1e-3)
+    assert run["padded_tokens"] >= run["tokens"]
+    assert run["flops_per_token"] > 0 and math.isfinite(run["mfu"]) and run["mfu"] > 0
+    assert run["precision"] == "fp32" and run["attention"] in ("sdpa", "reference")
+    assert run["peak_memory_bytes"] > 0
+
+
+def test_synthetic_reads_have_realistic_frame_rate() -> None:
+    """Random DNA gives ~no stop-free frame; the planted ORF gives about one per window (real data: 0.5-1.2)."""
+    rng = np.random.default_rng(1)
+    for length in (150, 300, 500):
+        chunk = chunk_for_read_length(length)
+        reads = [synthetic_read(length, rng) for _ in range(100)]
+        assert all(len(r) == length and set(r) <= set("ACGT") for r in reads)
+        rate = np.mean([len(six_frames("w", r[:chunk])) for r in reads])
+        assert 0.9 <= rate <= 2.5, (length, rate)
+    plain = ["".join(rng.choice(list("ACGT"), 500)) for _ in range(100)]
+    assert np.mean([len(six_frames("w", r)) for r in plain]) < 0.2
+
+
+def test_synthetic_fasta_through_prepare(tmp_path: Path) -> None:
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", 50, 500)
+    counts = prepare([fasta], tmp_path / "p", 500, progress=False)["counts"]
+    assert counts["reads"] == 50 and 0.3 <= counts["frames"] / counts["windows"] <= 2.5
+
+
+def test_benchmark_synthetic_all_stages(tmp_path: Path) -> None:
+    report = _run(tmp_path, "benchmark", "--reads", "12", "--read-lengths", "150", "500", "--peak-tflops", "1", *TINY)
+    assert report["tool_version"] and report["hardware"]["cores"] >= 1 and report["hardware"]["torch"]
+    assert report["command"]
+    runs = report["runs"]
+    assert [(r["stage"], r["input"]) for r in runs] == [
+        (stage, f"synthetic-{n}bp") for stage in ("prepare", "dna", "protein") for n in (150, 500)
+    ]
+    for run in runs:
+        if run["stage"] == "prepare":
+            assert run["reads"] == 12 and run["reads_per_s_per_core"] > 0
+            assert 0.3 <= run["frames_per_window"] <= 2.5
+            assert run["chunk_length"] == (300 if run["input"].startswith("synthetic-150") else 500)
+        else:
+            _check_embed_run(run)
+            assert run["peak_tflops"] == 1
+    assert all(r["tokenizer"] == "bpe-trained-on-input" for r in runs if r["stage"] == "dna")
+
+
+def test_benchmark_real_tiny_models_on_input(tmp_path: Path) -> None:
+    """--input with the reference FASTA and the real loaders; the matmul peak is measured when not given."""
+    report = _run(
+        tmp_path, "benchmark", "--input", str(REF / "input.fa"), "--dnabert", str(REF / "models" / "dnabert"),
+        "--esm", str(REF / "models" / "esm2_t2_tiny.pt"), "--device", "cpu", "--stages", "dna", "protein", "-q",
+    )
+    assert [r["stage"] for r in report["runs"]] == ["dna", "protein"]
+    for run in report["runs"]:
+        _check_embed_run(run)
+        assert run["input"] == "input.fa" and "tokenizer" not in run
+    assert report["peak_tflops_source"] == "measured matmul"
+
+
+def test_benchmark_prepare_only_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["benchmark", "--reads", "5", "--read-lengths", "300", "--stages", "prepare", "--peak-tflops", "1", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["stage"] for r in report["runs"]] == ["prepare"]
+
+
+def test_profile_reports_integer_tokens_per_batch(tmp_path: Path) -> None:
+    report = _run(tmp_path, "profile", "--max-tokens", "2048", *TINY)
+    assert report["device"] == "cpu" and report["gpu"] is None
+    for kind in ("dna", "protein"):
+        section = report[kind]
+        assert isinstance(section["tokens_per_batch"], int)
+        assert section["tokens_per_batch"] in [p["tokens_per_batch"] for p in section["curve"]]
+        assert [p["tokens_per_batch"] for p in section["curve"]] == [1024, 2048]
+        assert all(p["tokens_per_s"] > 0 and p["peak_memory_bytes"] > 0 for p in section["curve"])
