@@ -24,6 +24,7 @@ import logging
 import resource
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -267,13 +268,23 @@ class Embedder:
 
     # -- core ------------------------------------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def embed_batch(self, tokens: Sequence[np.ndarray], pad_to: int | None = None) -> np.ndarray:
-        """Mean embeddings ``[n, dim]`` (float32) of one padded batch; ``pad_to`` adds extra padding (tests)."""
+    def host_batch(self, tokens: Sequence[np.ndarray], pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded ids and mask on the host, in pinned memory for CUDA so the copy to the device is asynchronous."""
         ids, mask = pad_tokens(tokens, self.encoder.pad_id, pad_to)
+        if self.device.type == "cuda":
+            ids, mask = ids.pin_memory(), mask.pin_memory()
+        return ids, mask
+
+    @torch.inference_mode()
+    def forward_host_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        """Mean embeddings ``[n, dim]`` (float32) of a batch made by :meth:`host_batch`."""
         ids, mask = ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
         hidden = self.encoder.module(ids, mask)
         return pooled_mean(hidden, mask, self.encoder.pool_skip).cpu().numpy()
+
+    def embed_batch(self, tokens: Sequence[np.ndarray], pad_to: int | None = None) -> np.ndarray:
+        """Mean embeddings ``[n, dim]`` (float32) of one padded batch; ``pad_to`` adds extra padding (tests)."""
+        return self.forward_host_batch(*self.host_batch(tokens, pad_to))
 
     def embed_tokens(
         self,
@@ -290,24 +301,36 @@ class Embedder:
         stats = stats if stats is not None else {}
         lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
         pending = list(reversed(plan_batches(lengths, tokens_per_batch)))
-        while pending:
-            rows = pending.pop()
-            try:
-                if self.fault_hook is not None:
-                    self.fault_hook(rows)
-                values = self.embed_batch([tokens[i] for i in rows])
-            except torch.OutOfMemoryError:
+        # Host work (padding, pinning) of the next batch runs in a background thread while the device computes
+        # the current one; after an OOM split the prefetched batch no longer matches and is simply rebuilt.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="virnucpro-batch") as pool:
+            prefetched: tuple[np.ndarray, Future] | None = None
+            while pending:
+                rows = pending.pop()
+                if prefetched is not None and prefetched[0] is rows:
+                    host = prefetched[1].result()
+                else:
+                    host = self.host_batch([tokens[i] for i in rows])
+                prefetched = None
+                if pending:
+                    upcoming = pending[-1]
+                    prefetched = (upcoming, pool.submit(self.host_batch, [tokens[i] for i in upcoming]))
                 try:
-                    pending.extend(self._split_after_oom(rows, lengths, stats, ids))
-                except SequenceTooLarge as exc:
-                    if on_too_large is None:
-                        raise
-                    log.warning("%s: recorded as not embedded, the run goes on", exc)
-                    on_too_large(rows)
-                continue
-            stats["batches"] = stats.get("batches", 0) + 1
-            stats["padded_tokens"] = stats.get("padded_tokens", 0) + int(lengths[rows].max()) * len(rows)
-            yield rows, values
+                    if self.fault_hook is not None:
+                        self.fault_hook(rows)
+                    values = self.forward_host_batch(*host)
+                except torch.OutOfMemoryError:
+                    try:
+                        pending.extend(self._split_after_oom(rows, lengths, stats, ids))
+                    except SequenceTooLarge as exc:
+                        if on_too_large is None:
+                            raise
+                        log.warning("%s: recorded as not embedded, the run goes on", exc)
+                        on_too_large(rows)
+                    continue
+                stats["batches"] = stats.get("batches", 0) + 1
+                stats["padded_tokens"] = stats.get("padded_tokens", 0) + int(lengths[rows].max()) * len(rows)
+                yield rows, values
 
     def _split_after_oom(
         self, rows: np.ndarray, lengths: np.ndarray, stats: dict[str, Any], ids: Sequence[str] | None
