@@ -70,8 +70,12 @@ def test_non_finite_embeddings_are_never_written(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("chunk,shards", [(300, 1), (300, 7), (500, 3)])
-def test_summarize_restores_original_tables_from_any_sharding(tmp_path: Path, chunk: int, shards: int) -> None:
+@pytest.mark.parametrize("chunk,shards,spill", [(300, 1, None), (300, 7, 7), (500, 3, 1)])
+def test_summarize_restores_original_tables_from_any_sharding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, shards: int, spill: int | None
+) -> None:
+    if spill:  # memory-bounded window sort: spill sorted runs to disk after this many rows, merge at the end
+        monkeypatch.setattr("virnucpro.summarize.SPILL_ROWS", spill)
     manifest = prepare([INPUT_FA], tmp_path / "prep", chunk, n_shards=shards, progress=False)
     rows = {line.split("\t")[0]: line for line in (expected(chunk) / "prediction_results.txt").read_text().splitlines()[1:]}
     tables = []
@@ -84,6 +88,7 @@ def test_summarize_restores_original_tables_from_any_sharding(tmp_path: Path, ch
     assert main(["summarize", "--reads", str(tmp_path / "prep" / "reads.tsv"), "--frames", *tables, "--outdir", str(out), "-q"]) == 0
     for name in ("prediction_results.txt", "prediction_results_highestscore.csv"):
         assert (out / name).read_bytes() == (expected(chunk) / name).read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["prediction_results.txt", "prediction_results_highestscore.csv", "reads.tsv"]
     lines = (out / "reads.tsv").read_text().splitlines()
     assert len(lines) == 61 and lines[0].startswith("read_id\tlength\twindows")
     unscored = [line.split("\t") for line in lines[1:] if line.split("\t")[4] == "0"]

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import heapq
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
-from virnucpro.atomic import atomic_text
+from virnucpro.atomic import atomic_text, temp_name
 from virnucpro.errors import InputError
 from virnucpro.predict import FRAMES_HEADER, format_score
 from virnucpro.prepare import read_reads_table
@@ -28,6 +29,8 @@ log = logging.getLogger("virnucpro.summarize")
 FRAMES_FILE = "prediction_results.txt"
 WINDOWS_FILE = "prediction_results_highestscore.csv"
 READS_FILE = "reads.tsv"
+#: Window rows kept in memory before a sorted run spills to disk (about 100 MB of Python strings).
+SPILL_ROWS = 1_000_000
 READS_SUMMARY_HEADER = (
     "read_id", "length", "windows", "frames", "windows_scored", "windows_viral", "max_virus_score", "call", "status",
 )
@@ -81,6 +84,40 @@ def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
     return {w: bool(s2 >= s1) for w, (s1, s2) in best.items()}
 
 
+class _WindowSorter:
+    """The window table sorted by id with memory bounded by :data:`SPILL_ROWS`: sorted runs spill to temp files in
+    ``outdir`` and are merged at the end. Lines sort like their ids, since ids hold no character below the tab."""
+
+    def __init__(self, outdir: Path) -> None:
+        self.outdir = outdir
+        self.lines: list[str] = []
+        self.runs: list[Path] = []
+
+    def extend(self, items: Iterable[tuple[str, bool]]) -> None:
+        self.lines.extend(f"{window_id}\t{is_virus}\n" for window_id, is_virus in items)
+        if len(self.lines) >= SPILL_ROWS:
+            self.lines.sort()
+            self.outdir.mkdir(parents=True, exist_ok=True)
+            run = temp_name(self.outdir / f"windows-run-{len(self.runs)}.txt")
+            run.write_text("".join(self.lines), encoding="utf-8")
+            self.runs.append(run)
+            self.lines = []
+
+    def sorted_lines(self) -> Iterator[str]:
+        self.lines.sort()
+        if not self.runs:
+            return iter(self.lines)
+        files = [open(run, encoding="utf-8") for run in self.runs]
+        self._open = files
+        return heapq.merge(*files, self.lines)
+
+    def cleanup(self) -> None:
+        for fh in getattr(self, "_open", []):
+            fh.close()
+        for run in self.runs:
+            run.unlink(missing_ok=True)
+
+
 def _status(row: dict[str, str], scored_frames: int) -> str:
     """The prepare status, or why a read with frames has fewer scores than frames."""
     expected = int(row["frames"])
@@ -102,8 +139,9 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
     """Write the three per-sample tables into ``outdir``; ``frame_tables[i]`` is shard ``i + 1``'s predictions."""
     outdir = Path(outdir)
     counts = {"reads": 0, "frames": 0, "windows": 0, "windows_viral": 0, "reads_virus": 0}
-    window_rows: list[tuple[str, bool]] = []
+    windows = _WindowSorter(outdir)
     with contextlib.ExitStack() as stack:
+        stack.callback(windows.cleanup)
         shard_iters = [_Peekable(read_frame_table(Path(p))) for p in frame_tables]
         frames_out = stack.enter_context(atomic_text(outdir / FRAMES_FILE))
         reads_out = stack.enter_context(atomic_text(outdir / READS_FILE))
@@ -114,7 +152,7 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
             for f in frames:
                 frames_out.write(f.line + "\n")
             calls = _window_calls(frames)
-            window_rows.extend(calls.items())
+            windows.extend(calls.items())
             viral = sum(calls.values())
             call = read_call(len(calls), viral)
             max_virus = format_score(max(f.score2 for f in frames)) if frames else "NA"
@@ -131,11 +169,9 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
                     f"{frame_tables[index]}: frame {extra.frame_id!r} belongs to no read of {reads_tsv}"
                     " (tables from a different prepare run?)"
                 )
-        window_rows.sort(key=lambda item: item[0])
         with atomic_text(outdir / WINDOWS_FILE) as out:
             out.write("Modified_ID\tIs_Virus\n")
-            for window_id, is_virus in window_rows:
-                out.write(f"{window_id}\t{is_virus}\n")
+            out.writelines(windows.sorted_lines())
     log.info(
         "%d reads, %d frames, %d windows (%d viral), %d reads called virus → %s",
         counts["reads"], counts["frames"], counts["windows"], counts["windows_viral"], counts["reads_virus"], outdir,
