@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import resource
-import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from torch import nn
 from virnucpro.errors import InputError, ModelError, VirNucProError
 from virnucpro.fasta import read_fasta
 from virnucpro.h5io import STORE_DTYPES, MatrixWriter
+from virnucpro.progress import progress_bar
 
 log = logging.getLogger("virnucpro")
 
@@ -402,7 +402,7 @@ class Embedder:
         stats: dict[str, Any] = {"batches": 0, "padded_tokens": 0, "oom_retries": 0, "too_large": 0}
         total_tokens = int(sum(len(t) for t in tokens))
         with MatrixWriter(output_h5, ids, self.dim, attrs=attrs, store_dtype=store_dtype) as writer:
-            with _progress_bar(len(ids), progress, f"embed-{self.kind}") as bar:
+            with progress_bar(desc=f"embed-{self.kind}", unit="seq", total=len(ids), enabled=progress) as bar:
                 done_tokens = 0
                 def too_large(rows: np.ndarray) -> None:
                     writer.mark_invalid(rows)
@@ -426,27 +426,8 @@ class Embedder:
         return stats
 
 
-class _NoBar:
-    """Stand-in when progress is off (keeps the loop free of conditionals)."""
-
-    def __enter__(self) -> "_NoBar":
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-def _progress_bar(total: int, enabled: bool, desc: str) -> Any:
-    """tqdm on an interactive stderr only: log files and batch schedulers get the final JSON line instead."""
-    if not enabled or not sys.stderr.isatty():
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="seq", dynamic_ncols=True, file=sys.stderr)
-
-
 def _advance(bar: Any, n: int, done_tokens: int, start: float) -> None:
-    if isinstance(bar, _NoBar):
+    if bar.disable:
         return
     bar.update(n)
     elapsed = max(1e-9, time.perf_counter() - start)
