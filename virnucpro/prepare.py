@@ -136,6 +136,11 @@ class ShardSet:
             shard.discard()
 
 
+def prepare_parameters(chunk_length: int, n_shards: int | None, tokens_per_shard: int | None, prefix: str) -> dict:
+    """The manifest's record of what decides the shards (a resumed run compares it to decide reuse)."""
+    return {"chunk_length": chunk_length, "shards": n_shards, "tokens_per_shard": tokens_per_shard, "prefix": prefix}
+
+
 def _read_status(sequence: str, n_frames: int, seen: bool) -> str:
     if seen:
         return STATUS_DUPLICATE
@@ -199,12 +204,7 @@ def prepare(
         "tool": "virnucpro",
         "version": __version__,
         "stage": "prepare",
-        "parameters": {
-            "chunk_length": chunk_length,
-            "shards": n_shards,
-            "tokens_per_shard": tokens_per_shard,
-            "prefix": prefix,
-        },
+        "parameters": prepare_parameters(chunk_length, n_shards, tokens_per_shard, prefix),
         "inputs": input_info,
         "counts": counts,
         "statuses": statuses,

@@ -32,10 +32,12 @@ from virnucpro.checksum import file_sha256
 from virnucpro.errors import VirNucProError
 from virnucpro.h5io import h5_is_complete
 from virnucpro.predict import merge_features, predict_frames
-from virnucpro.prepare import prepare
+from virnucpro.prepare import prepare, prepare_parameters
 from virnucpro.summarize import FRAMES_FILE, READS_FILE, WINDOWS_FILE, summarize
 
 log = logging.getLogger("virnucpro.run")
+
+SHARD_PREFIX = "shard"
 
 
 @dataclass
@@ -113,12 +115,9 @@ def _prepare_current(cfg: RunConfig, prep_dir: Path, inputs_sha: list[str]) -> d
         manifest = json.loads((prep_dir / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
-    same = manifest.get("parameters") == {
-        "chunk_length": cfg.chunk_length,
-        "shards": cfg.n_shards,
-        "tokens_per_shard": cfg.tokens_per_shard,
-        "prefix": "shard",
-    } and [i.get("sha256") for i in manifest.get("inputs", [])] == inputs_sha
+    wanted = prepare_parameters(cfg.chunk_length, cfg.n_shards, cfg.tokens_per_shard, SHARD_PREFIX)
+    recorded_inputs = [i.get("sha256") for i in manifest.get("inputs", [])]
+    same = manifest.get("parameters") == wanted and recorded_inputs == inputs_sha
     if not same:
         log.info("re-preparing: inputs or parameters changed since %s", prep_dir / "manifest.json")
         return None
@@ -154,22 +153,22 @@ def _embed_worker(kind: str, model: str, device: str, precision: str, jobs: list
     return done
 
 
-def _model_fingerprint(kind: str, model: str, device: str, precision: str) -> dict[str, Any]:
-    """Checksum and effective precision of a model without keeping it loaded."""
-    from virnucpro.embed import describe_model
-
-    return describe_model(kind, model, device=device, precision=precision)
+def _shard_stem(shard: dict) -> str:
+    """``shard_0001`` for the manifest entry of ``shard_0001.nuc.fa``: the name every per-shard output starts with."""
+    return Path(shard["nuc"]).name.split(".")[0]
 
 
 def _embed_stage(cfg: RunConfig, kind: str, model: str, tokens: int | None, shards: list[dict], prep_dir: Path, work: Path) -> dict[str, Path]:
     """Embed every shard not already current; returns shard name → output path."""
     source_key = "nuc" if kind == "dna" else "prot"
-    ident = _model_fingerprint(kind, model, cfg.devices[0], cfg.precision)
+    from virnucpro.embed import describe_model
+
+    ident = describe_model(kind, model, device=cfg.devices[0], precision=cfg.precision)
     outputs: dict[str, Path] = {}
     todo: list[tuple[str, str, int | None, str, dict]] = []
     for shard in shards:
         src = prep_dir / shard[source_key]
-        out = work / f"{Path(shard['nuc']).name.split('.')[0]}.{'dna' if kind == 'dna' else 'protein'}.h5"
+        out = work / f"{_shard_stem(shard)}.{'dna' if kind == 'dna' else 'protein'}.h5"
         fingerprint = {"input_sha256": file_sha256(src), "store_dtype": cfg.store_dtype, **ident}
         outputs[shard["nuc"]] = out
         if not is_current(out, fingerprint, f"{kind} embeddings"):
@@ -224,7 +223,7 @@ def _run_locked(cfg: RunConfig, outdir: Path) -> dict[str, Any]:
     inputs_sha = [file_sha256(p) for p in cfg.inputs]
     manifest = _prepare_current(cfg, prep_dir, inputs_sha) or prepare(
         cfg.inputs, prep_dir, cfg.chunk_length, n_shards=cfg.n_shards, tokens_per_shard=cfg.tokens_per_shard,
-        progress=cfg.progress,
+        prefix=SHARD_PREFIX, progress=cfg.progress,
     )
     shards = manifest["shards"]
     dna = _embed_stage(cfg, "dna", cfg.dnabert, cfg.tokens_per_batch_dna, shards, prep_dir, work)
@@ -233,7 +232,7 @@ def _run_locked(cfg: RunConfig, outdir: Path) -> dict[str, Any]:
     tables = []
     for shard in shards:
         key = shard["nuc"]
-        stem = Path(key).name.split(".")[0]
+        stem = _shard_stem(shard)
         features, frames = work / f"{stem}.features.h5", work / f"{stem}.frames.tsv"
         fp_merge = {"dna": json.loads(_stamp_path(dna[key]).read_text()), "protein": json.loads(_stamp_path(prot[key]).read_text())}
         _cheap_stage(features, fp_merge, "features", lambda: merge_features(dna[key], prot[key], features))
