@@ -11,7 +11,8 @@ import torch
 
 from conftest import DNABERT_DIR, ESM_PT, expected, golden, golden_in_order
 from virnucpro.cli import main
-from virnucpro.embed import SequenceTooLarge, describe_model, load_embedder, plan_batches, resolve_device, resolve_precision
+from virnucpro.device import resolve_device, resolve_precision
+from virnucpro.embed import SequenceTooLarge, describe_model, load_embedder, plan_batches
 from virnucpro.errors import InputError, ModelError, NumericError
 from virnucpro.h5io import MatrixReader, read_matrix
 from virnucpro.models import hub

@@ -29,16 +29,9 @@ import torch
 
 from virnucpro import __version__
 from virnucpro.atomic import atomic_text
-from virnucpro.embed import (
-    Embedder,
-    LoadedEncoder,
-    peak_memory,
-    load_embedder,
-    plan_batches,
-    precision_name,
-    resolve_device,
-    resolve_precision,
-)
+from virnucpro.device import peak_memory, precision_name, resolve_device, resolve_precision
+from virnucpro.embed import Embedder, load_embedder, plan_batches
+from virnucpro.models.layers import LoadedEncoder
 from virnucpro.fasta import read_fasta, write_record
 from virnucpro.frames import CODON_TABLE, reverse_complement
 from virnucpro.prepare import prepare

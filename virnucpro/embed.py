@@ -12,8 +12,8 @@ speed and robustness lives here once:
 * means are accumulated in float32 whatever the run precision, and rows are written back by input index through
   :class:`~virnucpro.h5io.MatrixWriter`, so the file keeps FASTA order.
 
-Model-side helpers used by both architectures (state-dict checking, meta-device materialisation, the two attention
-paths) are here too, so ``models/dnabert.py`` and ``models/esm.py`` hold architecture only.
+Model-side helpers (attention paths, state-dict checks, :class:`LoadedEncoder`) live in ``models/layers.py`` and the
+device/precision choice in ``device.py``; this module only uses them.
 """
 
 from __future__ import annotations
@@ -21,27 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from virnucpro.errors import InputError, ModelError, VirNucProError
+from virnucpro.device import peak_memory, precision_name, resolve_device, resolve_precision
+from virnucpro.errors import InputError, VirNucProError
 from virnucpro.fasta import read_fasta
 from virnucpro.h5io import STORE_DTYPES, MatrixWriter
+from virnucpro.models.layers import ATTENTION_MODES, LoadedEncoder
 from virnucpro.progress import progress_bar
 
 log = logging.getLogger("virnucpro")
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-ATTENTION_MODES = ("sdpa", "reference")
 #: Padded tokens per forward pass when the caller gives none. CPU: small batches keep caches warm. CUDA: DNABERT-S
 #: (117M) fits far more than ESM-2 3B; ``virnucpro profile`` measures the real limit of a given GPU.
 DEFAULT_TOKENS_PER_BATCH = {("dna", "cpu"): 4096, ("protein", "cpu"): 4096, ("dna", "cuda"): 65536, ("protein", "cuda"): 32768}
@@ -57,137 +53,6 @@ class SequenceTooLarge(VirNucProError):
     def __init__(self, message: str, seq_id: str) -> None:
         super().__init__(message)
         self.seq_id = seq_id
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Device and precision
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` → a usable device (CUDA_VISIBLE_DEVICES applies through torch)."""
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise InputError(f"--device {spec!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cpu":
-        return device
-    if device.type != "cuda":
-        raise InputError(f"--device {spec!r}: expected auto, cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise InputError(f"--device {spec}: no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise InputError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return device
-
-
-def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
-    """``auto`` → bf16 on CUDA compute capability >= 8.0 (tensor cores, fp32 range), fp32 elsewhere (CPU included).
-
-    fp16 is only used when asked for: its range can overflow in deep post-norm stacks.
-    """
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        if device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0):
-            return torch.bfloat16
-        return torch.float32
-    if spec not in PRECISIONS:
-        raise InputError(f"--precision {spec!r}: expected auto, {', '.join(PRECISIONS)}")
-    return PRECISIONS[spec]
-
-
-def precision_name(dtype: torch.dtype) -> str:
-    """Inverse of :data:`PRECISIONS` (recorded in HDF5 attributes)."""
-    return next(name for name, value in PRECISIONS.items() if value == dtype)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Helpers shared by the two architectures
-
-
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, mode: str) -> torch.Tensor:
-    """Scaled dot-product attention over ``[batch, heads, length, head_dim]``.
-
-    ``mask`` is either boolean (True = key may be attended) or an additive float bias (ALiBi + padding); it must
-    broadcast to ``[batch, heads, length, length]``. ``sdpa`` uses PyTorch's fused kernels; ``reference`` spells the
-    matmul-softmax out (softmax in float32, as fair-esm does) and is the oracle the fused path is tested against.
-    """
-    if mode == "sdpa":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    if mode != "reference":
-        raise ValueError(f"attention must be one of {ATTENTION_MODES}, not {mode!r}")
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
-    if mask.dtype == torch.bool:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    else:
-        scores = scores + mask
-    probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
-    return torch.matmul(probs, v)
-
-
-def check_state_dict(
-    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, torch.Tensor], where: str
-) -> None:
-    """Refuse weights that do not map one-to-one onto the architecture, naming the offending keys.
-
-    Shape mismatches are reported as a disagreement between the configuration (which fixed ``expected``) and the
-    weights, because that is what they almost always are.
-    """
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    misshaped = [
-        f"{key} {tuple(found[key].shape)} (configuration implies {expected[key]})"
-        for key in sorted(set(expected) & set(found))
-        if tuple(found[key].shape) != tuple(expected[key])
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {_few(missing)}")
-    if unexpected:
-        problems.append(f"unexpected {_few(unexpected)}")
-    if misshaped:
-        problems.append(f"configuration and weights disagree: {_few(misshaped)}")
-    if problems:
-        raise ModelError(f"{where}: weights do not match the architecture: {'; '.join(problems)}")
-
-
-def _few(items: Sequence[str], limit: int = 6) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def materialize(build: Callable[[], nn.Module], state: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """Build on the meta device and adopt the (memory-mapped) checkpoint tensors, then move/cast once.
-
-    A 3B model built the ordinary way would be initialised randomly, then overwritten: two to three times its size
-    in host memory. Here the only copy is the final one on ``device`` in ``dtype``.
-    """
-    with torch.device("meta"):
-        module = build()
-    module.load_state_dict(dict(state), strict=True, assign=True)
-    module = module.to(device=device, dtype=dtype)
-    return module.eval().requires_grad_(False)
-
-
-@dataclass
-class LoadedEncoder:
-    """What an architecture module hands to :class:`Embedder`.
-
-    ``module(tokens, mask)`` maps ``[batch, length]`` token ids and a boolean mask (True = real token) to the last
-    hidden state ``[batch, length, dim]``; ``tokenize(ids, sequences)`` returns one int array per sequence (special
-    tokens included); the pooled mean skips ``pool_skip[0]`` leading and ``pool_skip[1]`` trailing tokens.
-    """
-
-    name: str
-    checksum: str
-    dim: int
-    module: nn.Module
-    tokenize: Callable[[Sequence[str], Sequence[str]], list[np.ndarray]]
-    pad_id: int
-    pool_skip: tuple[int, int]
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -434,13 +299,6 @@ def _advance(bar: Any, n: int, done_tokens: int, start: float) -> None:
     bar.set_postfix_str(f"{done_tokens / elapsed:,.0f} tok/s", refresh=False)
 
 
-def peak_memory(device: torch.device) -> int:
-    """Peak accelerator memory on CUDA, else the process's peak resident set size (bytes)."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # Public entry points
 
@@ -501,12 +359,9 @@ def cli_embed_protein(args: argparse.Namespace) -> int:
 
 __all__ = [
     "Embedder",
-    "LoadedEncoder",
     "SequenceTooLarge",
     "cli_embed_dna",
     "cli_embed_protein",
     "describe_model",
     "load_embedder",
-    "resolve_device",
-    "resolve_precision",
 ]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from virnucpro.checksum import tree_sha256
-from virnucpro.embed import LoadedEncoder, attend, check_state_dict, materialize
+from virnucpro.models.layers import LoadedEncoder, attend, check_state_dict, materialize
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
 from virnucpro.models.safe_pickle import safe_torch_load

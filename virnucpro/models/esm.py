@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from virnucpro.checksum import file_sha256
-from virnucpro.embed import LoadedEncoder, attend, check_state_dict, materialize
+from virnucpro.models.layers import LoadedEncoder, attend, check_state_dict, materialize
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
 from virnucpro.models.safe_pickle import BASIC_GLOBALS, PickledObject, safe_torch_load
