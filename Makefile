@@ -22,7 +22,12 @@ demo: install
 	$(BIN)/virnucpro run $(REF)/input.fa --outdir demo-output --chunk-length 500 \
 	  --dnabert $(REF)/models/dnabert --esm $(REF)/models/esm2_t2_tiny.pt \
 	  --classifier $(REF)/models/classifier.pth --device cpu --precision fp32
-	@echo "demo outputs in demo-output/: prediction_results.txt, prediction_results_highestscore.csv, reads.tsv"
+	@echo "demo outputs in demo-output/: prediction_results.txt, prediction_results_highestscore.csv, reads.tsv,"
+	@echo "  virus_summary.tsv, virus_regions.tsv, virus.fna, report.html (open it in a browser)"
+	@echo "--- virus_summary.tsv (first rows) ---"
+	@head -n 6 demo-output/virus_summary.tsv
+	@echo "--- virus_regions.tsv (first rows) ---"
+	@head -n 6 demo-output/virus_regions.tsv
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -1,36 +1,96 @@
 #!/usr/bin/env nextflow
 /*
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    virnucpro-nf: VirNucPro viral sequence identification (DNABERT-S + ESM-2 + MLP)
+    virnucpro/virnucpro
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    Usage: nextflow run . -profile docker --input reads.fa --outdir results
-           (see docs/usage.md)
+    Github : https://github.com/virnucpro/virnucpro
+----------------------------------------------------------------------------------------
 */
 
-nextflow.enable.dsl = 2
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    IMPORT FUNCTIONS / MODULES / SUBWORKFLOWS / WORKFLOWS
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/
 
-include { VIRNUCPRO               } from './workflows/virnucpro'
-include { PIPELINE_INITIALISATION } from './subworkflows/local/utils_virnucpro_pipeline'
-include { PIPELINE_COMPLETION     } from './subworkflows/local/utils_virnucpro_pipeline'
+include { VIRNUCPRO  } from './workflows/virnucpro'
+include { PIPELINE_INITIALISATION } from './subworkflows/local/utils_nfcore_virnucpro_pipeline'
+include { PIPELINE_COMPLETION     } from './subworkflows/local/utils_nfcore_virnucpro_pipeline'
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    NAMED WORKFLOWS FOR PIPELINE
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/
+
+//
+// WORKFLOW: Run main analysis pipeline depending on type of input
+//
+workflow VIRNUCPRO_VIRNUCPRO {
+
+    take:
+    samplesheet // channel: [ val(meta), [ path(fasta), ... ] ] from --input (FASTA or samplesheet)
+
+    main:
+
+    //
+    // WORKFLOW: Run pipeline
+    //
+    VIRNUCPRO (
+        samplesheet,
+        params.chunk_length,
+        params.multiqc_config,
+        params.multiqc_logo,
+        params.multiqc_methods_description,
+        params.outdir,
+    )
+    emit:
+    multiqc_report = VIRNUCPRO.out.multiqc_report // channel: /path/to/multiqc_report.html
+}
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    RUN MAIN WORKFLOW
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/
 
 workflow {
 
     main:
     //
-    // Validate parameters (nf-schema) and turn --input (FASTA or samplesheet) into samples
+    // SUBWORKFLOW: Run initialisation tasks
     //
-    PIPELINE_INITIALISATION(
+    PIPELINE_INITIALISATION (
+        params.version,
         params.validate_params,
-        params.input
+        params.monochrome_logs,
+        args,
+        params.outdir,
+        params.input,
+        params.help,
+        params.help_full,
+        params.show_hidden
     )
 
     //
-    // Run the pipeline
+    // WORKFLOW: Run main workflow
     //
-    VIRNUCPRO(PIPELINE_INITIALISATION.out.samples)
-
+    VIRNUCPRO_VIRNUCPRO (
+        PIPELINE_INITIALISATION.out.samplesheet
+    )
     //
-    // Completion message
+    // SUBWORKFLOW: Run completion tasks
     //
-    PIPELINE_COMPLETION(params.outdir)
+    PIPELINE_COMPLETION (
+        params.email,
+        params.email_on_fail,
+        params.plaintext_email,
+        params.outdir,
+        params.monochrome_logs,
+        VIRNUCPRO_VIRNUCPRO.out.multiqc_report
+    )
 }
+
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    THE END
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/

@@ -217,21 +217,45 @@ def match_brace(text: str, open_pos: int) -> int:
 # (a) syntax
 # --------------------------------------------------------------------------------------------------------------
 
+_REFTRACE_CACHE: dict[tuple[str, str], object] = {}
+
+
+def reftrace_module(path: Path):
+    """reftrace.Module for a .nf file, memoised by content (every checker and every broken copy parses the same
+    files; reftrace is the slow part of these checks)."""
+    import hashlib
+
+    import reftrace
+
+    key = ("nf", hashlib.sha1(path.read_bytes()).hexdigest())
+    if key not in _REFTRACE_CACHE:
+        _REFTRACE_CACHE[key] = reftrace.Module.from_file(str(path))
+    return _REFTRACE_CACHE[key]
+
+
 def reftrace_parse(path: Path) -> str | None:
     """reftrace parse error message for a .nf or .config file, or None when it parses."""
     import reftrace
 
     if path.suffix == ".nf":
-        res = reftrace.Module.from_file(str(path))
+        res = reftrace_module(path)
         return res.error if isinstance(res, reftrace.ParseError) else None
-    res = reftrace.ConfigFile.from_file(str(path))
-    return str(res.error).strip() if res.error is not None else None
+    import hashlib
+
+    key = ("config", hashlib.sha1(path.read_bytes()).hexdigest())
+    if key not in _REFTRACE_CACHE:
+        res = reftrace.ConfigFile.from_file(str(path))
+        _REFTRACE_CACHE[key] = str(res.error).strip() if res.error is not None else None
+    return _REFTRACE_CACHE[key]
 
 
 def check_syntax(root: Path = ROOT) -> list[Finding]:
     findings = []
     for f in nextflow_files(root):
-        err = reftrace_parse(f)
+        # vendored nf-core modules/subworkflows are checked by nf-core lint (modules_json, files_unchanged); the
+        # lexical check below still covers them
+        vendored = {"nf-core"} & set(f.relative_to(root).parts[:2])
+        err = None if vendored else reftrace_parse(f)
         if err:
             findings.append(Finding("syntax", _rel(root, f), f"reftrace: {err}"))
         try:
@@ -271,7 +295,9 @@ def find_processes(path: Path) -> list[ProcessBlock]:
 
 
 def module_files(root: Path) -> list[Path]:
-    return sorted(f for f in nextflow_files(root, (".nf",)) if f.parts[-2:-1] != ("tests",))
+    """main.nf of every local module (modules/local/<name>/main.nf); nf-core modules are checked by nf-core lint."""
+    local = root / "modules" / "local"
+    return sorted(f for f in nextflow_files(root, (".nf",)) if f.parent.parent == local and f.name == "main.nf")
 
 
 def all_processes(root: Path) -> list[ProcessBlock]:
@@ -293,18 +319,21 @@ def check_processes(root: Path = ROOT) -> list[Finding]:
     for p in all_processes(root):
         where = f"{_rel(root, p.path)}:{p.name}"
         d = p.sections["directives"]
-        for directive in ("tag", "label", "container", "conda"):
+        for directive in ("tag", "label", "conda"):
             if not _directive(d, directive):
                 findings.append(Finding("process", where, f"missing '{directive}' directive"))
         for c in _directive(d, "container"):
-            if "params.container" not in c:
-                findings.append(Finding("process", where, f"container must use params.container, got {c}"))
+            findings.append(Finding("process", where, f"container is named once in nextflow.config (process.container), not in the module: {c}"))
         for c in _directive(d, "conda"):
-            m = re.search(r"""["'](.+?)["']""", c)
-            if m:
-                target = (p.path.parent / m.group(1).replace("${moduleDir}", "").replace("$moduleDir", "").lstrip("/"))
-                if not target.resolve().is_file():
-                    findings.append(Finding("process", where, f"conda file {m.group(1)} does not exist"))
+            if c != '"${moduleDir}/environment.yml"':
+                findings.append(Finding("process", where, 'conda must be "${moduleDir}/environment.yml", got ' + c))
+            elif not (p.path.parent / "environment.yml").is_file():
+                findings.append(Finding("process", where, "conda file environment.yml does not exist"))
+        out = p.sections.get("output", "")
+        if not re.search(r"""eval\(['"]virnucpro --version[^)]*\)\s*,\s*topic:\s*versions\s*,\s*emit:\s*versions_virnucpro""", out):
+            findings.append(Finding("process", where, "no `tuple val(...), val('virnucpro'), eval('virnucpro --version ...'), topic: versions, emit: versions_virnucpro` output"))
+        if "versions.yml" in p.body:
+            findings.append(Finding("process", where, "versions.yml is replaced by the versions topic (eval output)"))
         for section in ("script", "stub"):
             if section not in p.sections:
                 findings.append(Finding("process", where, f"missing '{section}:' block"))
@@ -340,7 +369,7 @@ def process_labels(root: Path) -> dict[str, set[str]]:
 
     out: dict[str, set[str]] = {}
     for f in module_files(root):
-        mod = reftrace.Module.from_file(str(f))
+        mod = reftrace_module(f)
         if isinstance(mod, reftrace.ParseError):
             continue
         for proc in mod.processes:
@@ -602,12 +631,14 @@ def used_params(root: Path) -> dict[str, set[str]]:
             code = _code_without_comments(text)
         except LexError:
             continue
-        for m in re.finditer(r"\bparams\.([A-Za-z_]\w*)", code):
+        if "tests" in f.relative_to(root).parts:
+            continue  # nf-test settings (tests/nextflow.config) are not pipeline parameters
+        for m in re.finditer(r"\bparams\.([A-Za-z_]\w*)\b(?!\s*\()", code):
             used.setdefault(m.group(1), set()).add(_rel(root, f))
         for name in config_param_defaults(f).keys() if f.suffix == ".config" else ():
             used.setdefault(name, set()).add(_rel(root, f))
         if f.suffix == ".nf":
-            mod = reftrace.Module.from_file(str(f))
+            mod = reftrace_module(f)
             if not isinstance(mod, reftrace.ParseError):
                 for prm in mod.params:
                     used.setdefault(prm.name, set()).add(_rel(root, f))
@@ -727,13 +758,15 @@ def check_schema(root: Path = ROOT) -> list[Finding]:
         if name not in nf_defaults:
             findings.append(Finding("schema", "nextflow.config", f"schema parameter {name} has no default in nextflow.config params"))
     # the test samplesheet must satisfy the samplesheet schema (nf-schema formats/'exists' are not checked here)
-    sheet = root / "assets" / "samplesheet_test.csv"
-    if "assets/schema_input.json" in schemas and sheet.is_file():
-        import csv
+    # the example samplesheets (.csv and .tsv) satisfy the samplesheet schema (nf-schema formats/'exists' not checked)
+    import csv
 
-        rows = list(csv.DictReader(sheet.read_text().splitlines()))
-        for err in jsonschema.Draft202012Validator(schemas["assets/schema_input.json"]).iter_errors(rows):
-            findings.append(Finding("schema", "assets/samplesheet_test.csv", err.message))
+    for name, delimiter in (("samplesheet.csv", ","), ("samplesheet.tsv", "\t")):
+        sheet = root / "assets" / name
+        if "assets/schema_input.json" in schemas and sheet.is_file():
+            rows = list(csv.DictReader(sheet.read_text().splitlines(), delimiter=delimiter))
+            for err in jsonschema.Draft202012Validator(schemas["assets/schema_input.json"]).iter_errors(rows):
+                findings.append(Finding("schema", f"assets/{name}", err.message))
     return findings
 
 
@@ -742,13 +775,10 @@ def check_schema(root: Path = ROOT) -> list[Finding]:
 # --------------------------------------------------------------------------------------------------------------
 
 def defined_names(path: Path) -> set[str]:
-    import reftrace
-
-    names: set[str] = set()
-    mod = reftrace.Module.from_file(str(path))
-    if not isinstance(mod, reftrace.ParseError):
-        names |= {p.name for p in mod.processes} | {w.name for w in mod.workflows if w.name}
-    names |= set(re.findall(r"(?m)^\s*def\s+(?:[\w<>\[\], ]+\s+)?([A-Za-z_]\w*)\s*\(", path.read_text()))
+    """Processes, named workflows and functions a .nf file defines (top-level declarations, read lexically)."""
+    code = lex(path.read_text())
+    names = set(re.findall(r"(?m)^(?:process|workflow)\s+([A-Za-z_]\w*)\s*\{", code))
+    names |= set(re.findall(r"(?m)^def\s+(?:[\w<>\[\], ]+\s+)?([A-Za-z_]\w*)\s*\(", code))
     return names
 
 
@@ -765,7 +795,9 @@ def check_includes(root: Path = ROOT) -> list[Finding]:
     findings = []
     plugins = declared_plugins(root)
     for f in nextflow_files(root, (".nf",)):
-        mod = reftrace.Module.from_file(str(f))
+        if {"nf-core"} & set(f.relative_to(root).parts[:2]):
+            continue  # vendored nf-core components: checked by nf-core lint
+        mod = reftrace_module(f)
         if isinstance(mod, reftrace.ParseError):
             continue
         for inc in mod.includes:
@@ -773,7 +805,7 @@ def check_includes(root: Path = ROOT) -> list[Finding]:
             where = f"{_rel(root, f)} (include from '{src}')"
             if src.startswith("plugin/"):
                 if src.split("/", 1)[1] not in plugins:
-                    findings.append(Finding("include", where, f"plugin {src} is not declared in nextflow.config plugins {{}}"))
+                    findings.append(Finding("include", where, f"plugin {src} is not declared in nextflow.config plugins block"))
                 continue
             target = (f.parent / src).resolve()
             if target.is_dir():
@@ -827,6 +859,8 @@ def check_module_layout(root: Path = ROOT) -> list[Finding]:
         if gpu and not has_gpu_tag:
             findings.append(Finding("layout", _rel(root, test), "GPU module (label process_gpu) test is not tagged 'gpu'"))
     known = {k.split(":")[1] for k in labels}
+    for f in (root / "modules").rglob("main.nf") if (root / "modules").is_dir() else []:
+        known |= set(re.findall(r"(?m)^process\s+(\w+)", f.read_text()))
     for name in modules_config_args(root).keys() | _with_names(root):
         if name not in known:
             findings.append(Finding("layout", "conf/modules.config", f"withName '{name}' matches no process"))
@@ -844,6 +878,396 @@ def _with_names(root: Path) -> set[str]:
     return names
 
 
+# --------------------------------------------------------------------------------------------------------------
+# strict syntax (Nextflow >= 26.04 parses with it by default; docs/strict-syntax.mdx of the Nextflow repository)
+# --------------------------------------------------------------------------------------------------------------
+
+_CONFIG_FORBIDDEN = re.compile(r"^\s*(def|if|else|try|catch|for|while|switch|import|class|return)\b")
+_SCRIPT_TOPLEVEL_OK = re.compile(
+    r"^(include\s*\{|process\s+\w+\s*\{|workflow\b|def\s+\w+\s*\(|params\s*[.{]|nextflow\.(enable|preview)\.\w+\s*=|enum\s+\w+|output\s*\{|record\s+\w+)"
+)
+_SCRIPT_FORBIDDEN = [
+    (re.compile(r"^\s*import\s+[\w.]+", re.M), "import declarations are not supported (use the fully qualified name)"),
+    (re.compile(r"^\s*class\s+\w+", re.M), "class declarations are not supported"),
+    (re.compile(r"\bswitch\s*\("), "switch statements are not supported"),
+    (re.compile(r"^\s*for\s*\(", re.M), "for loops are not supported"),
+    (re.compile(r"^\s*while\s*\(", re.M), "while loops are not supported"),
+    (re.compile(r"\bChannel\s*\."), "`Channel` is deprecated: use `channel`"),
+    (re.compile(r"\baddParams\s*\("), "include ... addParams is not supported"),
+    (re.compile(r"\$/"), "dollar-slashy strings are not supported"),
+]
+_CLOSURE_BEFORE = set("=(,[?:>!&|+") | {"return"}
+
+
+def _brace_kinds(blanked: str) -> list[tuple[int, int, str]]:
+    """(open, close, kind) of every {...} in lexed text; kind 'closure' when the brace opens a value, else 'block'."""
+    spans, stack = [], []
+    for i, c in enumerate(blanked):
+        if c == "{":
+            j = i - 1
+            while j >= 0 and blanked[j] in " \t\r\n":
+                j -= 1
+            prev = blanked[j] if j >= 0 else ""
+            word = re.search(r"(\w+)\s*$", blanked[: j + 1])
+            kind = "closure" if (prev in _CLOSURE_BEFORE or (word and word.group(1) == "return")) else "block"
+            # a block name is an identifier or a quoted selector ('withName: "X" {'); anything else is a value
+            stack.append((i, kind))
+        elif c == "}" and stack:
+            o, kind = stack.pop()
+            spans.append((o, i, kind))
+    return spans
+
+
+def _innermost(spans: list[tuple[int, int, str]], pos: int) -> str | None:
+    best = None
+    for o, c, kind in spans:
+        if o < pos < c and (best is None or o > best[0]):
+            best = (o, kind)
+    return best[1] if best else None
+
+
+def check_strict_syntax(root: Path = ROOT) -> list[Finding]:
+    """Rules of the strict parser that the legacy one let through (the ones this pipeline could break).
+
+    Config files: only assignments, blocks and includeConfig; statements (def, if, try, ...) only inside closures.
+    Scripts: top level holds only declarations (include, params, process, workflow, functions, feature flags);
+    no import/class/switch/for/while, no `Channel.`, no addParams, no dollar-slashy strings, no implicit `it`.
+    Modules (modules/*): no `params` at all (inputs and task.ext only).
+    """
+    findings = []
+    for f in nextflow_files(root) + [x for x in (root / "modules").rglob("*.nf") if "tests" not in x.parts] if (root / "modules").is_dir() else nextflow_files(root):
+        if f.name.endswith(".nf.test"):
+            continue
+        rel = _rel(root, f)
+        text = f.read_text()
+        try:
+            blanked = lex(text)
+        except LexError:
+            continue  # reported by check_syntax
+        spans = _brace_kinds(blanked)
+        if f.suffix == ".config":
+            offset = 0
+            for line in blanked.splitlines(keepends=True):
+                m = _CONFIG_FORBIDDEN.match(line)
+                if m and _innermost(spans, offset + m.start(1)) != "closure":
+                    findings.append(Finding("strict", f"{rel}:{_line_of(blanked, offset)}",
+                                            f"config statement `{m.group(1)}` outside a closure (only assignments, blocks and includeConfig are allowed)"))
+                offset += len(line)
+            continue
+        # scripts
+        offset = 0
+        for line in blanked.splitlines(keepends=True):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#!") and _innermost(spans, offset + len(line) - len(line.lstrip())) is None:
+                if not _SCRIPT_TOPLEVEL_OK.match(stripped) and not stripped.startswith("}"):
+                    findings.append(Finding("strict", f"{rel}:{_line_of(blanked, offset)}", f"top-level statement: {stripped[:60]}"))
+            offset += len(line)
+        for rx, msg in _SCRIPT_FORBIDDEN:
+            for m in rx.finditer(blanked):
+                findings.append(Finding("strict", f"{rel}:{_line_of(blanked, m.start())}", msg))
+        for m in re.finditer(r"\{(?![^{}]*->)[^{}]*\bit\b[^{}]*\}", blanked):
+            findings.append(Finding("strict", f"{rel}:{_line_of(blanked, m.start())}", "implicit closure parameter `it`: declare it"))
+        if "modules" in f.relative_to(root).parts:
+            for m in re.finditer(r"\bparams\.", lex(text, keep_strings=True)):
+                findings.append(Finding("strict", f"{rel}:{_line_of(text, m.start())}", "params used inside a module (pass it as an input or task.ext)"))
+    return findings
+
+
+# --------------------------------------------------------------------------------------------------------------
+# contracts between modules, workflow and config (what a typo would break at run time)
+# --------------------------------------------------------------------------------------------------------------
+
+def _strip_comments(text: str) -> str:
+    return lex(text, keep_strings=True)
+
+
+def _block(text: str, header_regex: str) -> str:
+    """Body of the first `<header> {...}` block (comments removed); '' when absent."""
+    code = _strip_comments(text)
+    blanked = lex(text)
+    m = re.search(header_regex + r"\s*\{", code)
+    if not m:
+        return ""
+    end = match_brace(blanked, m.end() - 1)
+    return code[m.end() : end]
+
+
+def check_gpu_contract(root: Path = ROOT) -> list[Finding]:
+    """GPU off by default; under -profile gpu each process_gpu task asks for one GPU and gets it into the container."""
+    findings = []
+    base = (root / "conf" / "base.config").read_text()
+    gpu_label = _block(base, r"withLabel\s*:\s*['\"]?process_gpu['\"]?")
+    if not re.search(r"accelerator\s*=\s*\{\s*workflow\.profile\.contains\(\s*'gpu'\s*\)\s*\?\s*1\s*:\s*null\s*\}", gpu_label):
+        findings.append(Finding("gpu", "conf/base.config", "process_gpu needs `accelerator = { workflow.profile.contains('gpu') ? 1 : null }`"))
+    cfg = (root / "nextflow.config").read_text()
+    profiles = _block(cfg, r"(?m)^profiles")
+    gpu = _block("profiles {" + profiles + "}", r"(?m)^\s*gpu")
+    gpu_proc = _block(gpu, r"withLabel\s*:\s*['\"]?process_gpu['\"]?")
+    opts = re.search(r"containerOptions\s*=\s*\{(.*?)\}", gpu_proc, re.S)
+    if not opts or not re.search(r"workflow\.containerEngine\s*==\s*'docker'\s*\?\s*'--gpus all'", opts.group(1)) \
+            or not re.search(r"\['singularity',\s*'apptainer'\]\s*\?\s*'--nv'", opts.group(1)):
+        findings.append(Finding("gpu", "nextflow.config", "gpu profile: process_gpu containerOptions must give docker '--gpus all' and singularity/apptainer '--nv'"))
+    if not re.search(r"container\s*=\s*'ghcr\.io/virnucpro/virnucpro:[^'-]+'", gpu_proc):
+        findings.append(Finding("gpu", "nextflow.config", "gpu profile: process_gpu must use the CUDA image"))
+    for engine in ("docker", "singularity", "apptainer"):
+        if not re.search(rf"{engine}\.envWhitelist\s*=\s*'[^']*CUDA_VISIBLE_DEVICES", gpu):
+            findings.append(Finding("gpu", "nextflow.config", f"gpu profile: {engine}.envWhitelist must pass CUDA_VISIBLE_DEVICES into the container"))
+    for name, body in (("docker", _block("profiles {" + profiles + "}", r"(?m)^\s*docker")),):
+        if "--gpus" in body:
+            findings.append(Finding("gpu", "nextflow.config", f"{name} profile must not request GPUs (GPU off unless -profile gpu)"))
+    slurm = _block("profiles {" + profiles + "}", r"(?m)^\s*slurm")
+    if not re.search(r'clusterOptions\s*=\s*\{\s*task\.accelerator\s*\?\s*"--gres=gpu:\$\{task\.accelerator\.request\}"', slurm):
+        findings.append(Finding("gpu", "nextflow.config", "slurm profile: GPU tasks need --gres=gpu:<task.accelerator.request>"))
+    mods = (root / "conf" / "modules.config").read_text()
+    embed = _block(mods, r"withName\s*:\s*'EMBED_DNA\|EMBED_PROTEIN'")
+    if "task.accelerator ? '--device cuda' : '--device cpu'" not in embed:
+        findings.append(Finding("gpu", "conf/modules.config", "embedding tasks: --device must follow task.accelerator (cuda = the GPU in CUDA_VISIBLE_DEVICES)"))
+    if re.search(r"--device cuda:\d", mods + cfg):
+        findings.append(Finding("gpu", "conf/modules.config", "a task pinned to one GPU index (--device cuda:N)"))
+    return findings
+
+
+def check_workflow_contract(root: Path = ROOT) -> list[Finding]:
+    """Shards meet by join (never mix), samples are released by groupKey(id, number of embedded shards)."""
+    findings = []
+    wf_path = root / "workflows" / "virnucpro.nf"
+    wf = _strip_comments(wf_path.read_text())
+    if not re.search(r"MERGE\(\s*EMBED_DNA\.out\.h5\.join\(\s*EMBED_PROTEIN\.out\.h5\s*,\s*failOnDuplicate:\s*true,\s*failOnMismatch:\s*true\s*\)\s*\)", wf):
+        findings.append(Finding("workflow", "workflows/virnucpro.nf", "MERGE must get EMBED_DNA.out.h5.join(EMBED_PROTEIN.out.h5, failOnDuplicate: true, failOnMismatch: true)"))
+    if re.search(r"EMBED_(DNA|PROTEIN)\.out\.h5\s*\.mix\(", wf) or re.search(r"\.mix\(\s*EMBED_(DNA|PROTEIN)\.out\.h5", wf):
+        findings.append(Finding("workflow", "workflows/virnucpro.nf", "embeddings mixed instead of joined: shards would pair at random"))
+    if not re.search(r"groupKey\(\s*meta\.id\s*,\s*meta\.n_shards\s+as\s+int\s*\)", wf):
+        findings.append(Finding("workflow", "workflows/virnucpro.nf", "groupKey must be groupKey(meta.id, meta.n_shards as int): a sample waits for all its shards"))
+    if not re.search(r"n_shards:\s*kept\.size\(\)", wf):
+        findings.append(Finding("workflow", "workflows/virnucpro.nf", "n_shards must count the shards actually embedded (kept.size())"))
+    for needle in ("PREPARE.out.reads\n        .join(ch_samplesheet", ".join(ch_frames"):
+        if needle not in wf:
+            findings.append(Finding("workflow", "workflows/virnucpro.nf", f"SUMMARIZE inputs must meet by sample id with join: missing {needle!r}"))
+    return findings
+
+
+def _output_globs(p: ProcessBlock) -> list[tuple[str, bool]]:
+    """(glob, optional) of every path(...) output of a process, ${...} replaced by '*'."""
+    out = []
+    for line in p.sections.get("output", "").splitlines():
+        if line.strip().startswith("//"):
+            continue
+        optional = "optional: true" in line
+        for m in re.finditer(r"""path\(?\s*["']([^"']+)["']""", line):
+            out.append((re.sub(r"\$\{[^}]*\}", "*", m.group(1)), optional))
+    return out
+
+
+def _produced_names(p: ProcessBlock, section: str, known_outputs: dict[str, list[str]]) -> list[str]:
+    """Relative paths the script (or stub) writes: --output values, shell redirects and touch/mkdir targets, plus
+    the files a `virnucpro` subcommand writes into its --outdir/--dir (known_outputs: subcommand -> names)."""
+    from virnucpro.cli import build_parser
+
+    parser = build_parser()
+    names: list[str] = []
+    for cmd in virnucpro_commands(p.sections.get(section, "")):
+        path = _command_path(parser, cmd.tokens[1:])
+        toks = [_PLACEHOLDER_RE.sub("X", t) for t in cmd.tokens]
+        for opt in ("--outdir", "--dir"):
+            if opt in toks:
+                d = toks[toks.index(opt) + 1]
+                names += [f"{d}/{n}" for n in known_outputs.get(" ".join(path), [])]
+    for s in script_strings(p.sections.get(section, "")):
+        shell, exprs = _substitute(s)
+        shell = re.sub(r"\\\n", " ", shell)
+        shell = _PLACEHOLDER_RE.sub("X", shell)
+        names += re.findall(r"--output\s+(\S+)", shell)
+        names += re.findall(r"(?<![0-9&])>\s*([\w./X-]+)", shell)
+        for m in re.finditer(r"(?m)^\s*(?:touch|mkdir -p)\s+(.+)$", shell):
+            names += m.group(1).split()
+    return names
+
+
+def _glob_hits(glob: str, names: list[str]) -> bool:
+    import fnmatch
+
+    rx = re.compile(fnmatch.translate(glob).replace(".*", "[^/]*"))
+    return any(rx.match(n) or rx.match(re.sub(r"X", "x", n)) for n in names)
+
+
+def known_command_outputs() -> dict[str, list[str]]:
+    """What each folder-writing subcommand writes, from the package itself (so a renamed output glob is caught)."""
+    import tempfile
+
+    from virnucpro.models import hub
+    from virnucpro.summarize import OUTPUT_FILES
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fa = Path(tmp) / "in.fa"
+        fa.write_text(">r1\n" + "ACGTTGCAAGGCTTAACCGGTTAAGGCCTTAGGCATGCATGCATGCAAATTTGGGCCCAAAT" * 8 + "\n")
+        from virnucpro.cli import main as cli_main
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            cli_main(["prepare", str(fa), "--outdir", str(Path(tmp) / "out"), "--prefix", "X", "--chunk-length", "300", "--quiet"])
+        prepared = sorted(str(f.relative_to(Path(tmp) / "out")) for f in (Path(tmp) / "out").rglob("*") if f.is_file())
+    return {
+        "prepare": prepared,
+        "summarize": list(OUTPUT_FILES),
+        "models download": ["dnabert-s", f"{hub.DEFAULT_ESM_NAME}.pt", f"{hub.DEFAULT_ESM_NAME}-contact-regression.pt",
+                            "X_model.pth", hub.CHECKSUMS_NAME],
+    }
+
+
+def check_outputs(root: Path = ROOT, known_outputs: dict[str, list[str]] | None = None) -> list[Finding]:
+    """Every output glob of a local module matches a file its script writes, and every required one a file its stub
+    writes (a renamed glob or output file would otherwise only fail at run time: 'Missing output file(s)')."""
+    known = known_outputs if known_outputs is not None else known_command_outputs()
+    findings = []
+    for p in all_processes(root):
+        where = f"{_rel(root, p.path)}:{p.name}"
+        script_names = _produced_names(p, "script", known)
+        stub_names = _produced_names(p, "stub", known)
+        for glob, optional in _output_globs(p):
+            if not _glob_hits(glob, script_names):
+                findings.append(Finding("outputs", where, f"output '{glob}' matches nothing the script writes ({sorted(set(script_names))})"))
+            if not optional and not _glob_hits(glob, stub_names):
+                findings.append(Finding("outputs", where, f"output '{glob}' matches nothing the stub writes"))
+    return findings
+
+
+def _meta_channels(meta: dict) -> tuple[list[str], list[str]]:
+    def names(entries):
+        out = []
+        for e in entries:
+            if isinstance(e, list):
+                out.append(tuple(next(iter(x)) for x in e))
+            else:
+                out.append(next(iter(e)))
+        return out
+    return names(meta.get("input", [])), list(meta.get("output", {}))
+
+
+def check_meta_yml(root: Path = ROOT) -> list[Finding]:
+    """meta.yml lists the process' inputs (names, tuple structure) and output channels (emit names)."""
+    import yaml
+
+    findings = []
+    for p in all_processes(root):
+        meta_path = p.path.parent / "meta.yml"
+        try:
+            meta = yaml.safe_load(meta_path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # reported by check_module_layout
+        want_in = []
+        for line in p.sections.get("input", "").splitlines():
+            line = line.strip()
+            if not line or line.startswith("//"):
+                continue
+            if line.startswith("tuple"):
+                want_in.append(tuple(re.findall(r"(?:val|path)\(\s*(\w+)", line)))
+            else:
+                m = re.match(r"(?:val|path)\s+(\w+)", line)
+                if m:
+                    want_in.append(m.group(1))
+        want_out = re.findall(r"emit:\s*(\w+)", p.sections.get("output", ""))
+        got_in, got_out = _meta_channels(meta)
+        if [x if isinstance(x, str) else tuple(x) for x in got_in] != want_in:
+            findings.append(Finding("meta", _rel(root, meta_path), f"input {got_in} != process inputs {want_in}"))
+        if sorted(got_out) != sorted(want_out):
+            findings.append(Finding("meta", _rel(root, meta_path), f"output channels {sorted(got_out)} != emits {sorted(want_out)}"))
+        if "versions" not in (meta.get("topics") or {}):
+            findings.append(Finding("meta", _rel(root, meta_path), "topics.versions missing"))
+    return findings
+
+
+# --------------------------------------------------------------------------------------------------------------
+# nf-test inputs: Nextflow refuses to stage two files under one name in a task
+# --------------------------------------------------------------------------------------------------------------
+
+def _groovy_value(text: str):
+    """A Groovy list/map literal of an nf-test input (file(...) calls become their path) -> Python value."""
+    import ast
+
+    text = re.sub(r"""file\(\s*"([^"]+)"(?:\s*,\s*checkIfExists:\s*true)?\s*\)""", lambda m: repr(m.group(1)), text)
+    text = re.sub(r"(?<=[\[,\s])(\w+)\s*:(?!/)", r"'\1':", text)
+    # a [...] whose first element is a key is a map
+    out, stack = [], []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "[":
+            is_map = re.match(r"\[\s*'\w+'\s*:", text[i:]) is not None or text[i:i + 3] == "[:]"
+            stack.append(is_map)
+            out.append("{" if is_map else "[")
+            if text[i:i + 3] == "[:]":
+                out.append("}")
+                stack.pop()
+                i += 3
+                continue
+        elif c == "]":
+            out.append("}" if stack.pop() else "]")
+        else:
+            out.append(c)
+        i += 1
+    return ast.literal_eval("".join(out))
+
+
+def _staged_names(decl: str, value) -> list[tuple[str, str]]:
+    """(stage pattern, base name) of every file a `path(x[, stageAs: '...'])` declaration receives."""
+    m = re.search(r"""stageAs:\s*['"]([^'"]+)['"]""", decl)
+    pattern = m.group(1) if m else "*"
+    files = value if isinstance(value, list) else [value]
+    return [(pattern, Path(str(f)).name) for f in files if isinstance(f, str)]
+
+
+def check_test_staging(root: Path = ROOT) -> list[Finding]:
+    """In each module nf-test, the files of one task input would not collide when staged: two files may share a
+    name only where the input stages them with a '?' pattern (input/1/x, input/2/x)."""
+    findings = []
+    for p in all_processes(root):
+        test = p.path.parent / "tests" / "main.nf.test"
+        if not test.is_file():
+            continue
+        decls = [line.strip() for line in p.sections.get("input", "").splitlines()
+                 if line.strip() and not line.strip().startswith("//")]
+        for block in re.findall(r'process \{\s*"""(.*?)"""', test.read_text(), re.S):
+            code = "\n".join(line for line in block.splitlines() if not line.strip().startswith("//"))
+            for m in re.finditer(r"input\[(\d+)\]\s*=\s*(.+?)(?=\n\s*input\[|\Z)", code, re.S):
+                k, raw = int(m.group(1)), m.group(2).strip()
+                if k >= len(decls):
+                    continue
+                try:
+                    value = _groovy_value(raw)
+                except (ValueError, SyntaxError):
+                    continue
+                decl = decls[k]
+                elements = re.findall(r"(?:val|path)\((?:[^()]|\([^()]*\))*\)", decl) if decl.startswith("tuple") else [decl]
+                values = value if decl.startswith("tuple") else [value]
+                staged: list[tuple[str, str]] = []
+                for el, val in zip(elements, values):
+                    if el.startswith("path"):
+                        staged += _staged_names(el, val)
+                seen: dict[str, str] = {}
+                for pattern, name in staged:
+                    target = name if "/" not in pattern else pattern.replace("*", name)
+                    if "?" in pattern:
+                        continue
+                    if target in seen:
+                        findings.append(Finding("staging", _rel(root, test), f"input[{k}] stages two files as '{target}' ({p.name})"))
+                    seen[target] = pattern
+    return findings
+
+
+def check_project_paths(root: Path = ROOT) -> list[Finding]:
+    """Every "${projectDir}/..." path named in a config or script exists in the pipeline (test inputs, models,
+    assets): a moved file would otherwise only fail at run time."""
+    findings = []
+    for f in nextflow_files(root):
+        code = _strip_comments(f.read_text())
+        for m in re.finditer(r"\$\{projectDir\}/([\w./-]+)", code):
+            rel = m.group(1).rstrip(".")
+            if "$" in rel or rel.startswith("."):
+                continue  # built from other values / a folder created at run time (.models)
+            if not (root / rel).exists() and not (ROOT / rel).exists():
+                findings.append(Finding("paths", _rel(root, f), "${projectDir}/" + rel + " does not exist"))
+    return findings
+
+
 CHECKS = {
     "syntax": check_syntax,
     "process": check_processes,
@@ -852,6 +1276,13 @@ CHECKS = {
     "schema": check_schema,
     "include": check_includes,
     "layout": check_module_layout,
+    "strict": check_strict_syntax,
+    "gpu": check_gpu_contract,
+    "workflow": check_workflow_contract,
+    "outputs": check_outputs,
+    "meta": check_meta_yml,
+    "staging": check_test_staging,
+    "paths": check_project_paths,
 }
 
 
@@ -872,3 +1303,95 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# static reading of the config, in place of `nextflow config -o json` for the offline nf-core lint tests
+# --------------------------------------------------------------------------------------------------------------
+
+def static_config(root: Path = ROOT) -> dict:
+    """Nested dict of the settings in nextflow.config and the files it includes at top level (not profiles).
+
+    Literals keep their value; closures and other expressions are kept as their source text (truthy), which is
+    what the nf-core lint tests look at (presence, strings such as manifest.*, plugin ids). Not Nextflow: it does
+    not evaluate expressions or profiles.
+    """
+    config: dict = {}
+
+    def put(path: list[str], value: object) -> None:
+        node = config
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                return
+        node[path[-1]] = value
+
+    def read(path: Path) -> None:
+        text = path.read_text()
+        code = _strip_comments(text)
+        blanked = lex(text)
+        spans = _brace_kinds(blanked)
+        stack: list[str] = []
+        closing: list[int] = []
+        pos = 0
+        for line, bline in zip(code.splitlines(keepends=True), blanked.splitlines(keepends=True)):
+            while closing and pos > closing[-1]:
+                closing.pop()
+                stack.pop()
+            kind = _innermost(spans, pos + len(bline) - len(bline.lstrip()))
+            if kind == "closure":
+                pos += len(line)
+                continue
+            inc = re.match(r"\s*includeConfig\s+'([^']+)'", line)
+            if inc and not stack:
+                target = root / inc.group(1)
+                if target.is_file():
+                    read(target)
+            blk = re.match(r"\s*([\w.]+)\s*\{\s*$", bline) or re.match(r"\s*(withName|withLabel)\s*:\s*['\"]?([^'\"{]+?)['\"]?\s*\{", line)
+            if blk and "=" not in bline.split("{")[0]:
+                name = blk.group(1) if blk.lastindex == 1 else f"{blk.group(1)}:{blk.group(2).strip()}"
+                brace = pos + bline.index("{")
+                end = next((c for o, c, _k in spans if o == brace), None)
+                if end is not None:
+                    stack.append(name)
+                    closing.append(end)
+            plugin = re.match(r"\s*id\s+'([^']+)'", line)
+            if plugin and stack == ["plugins"]:
+                config.setdefault("plugins", []).append(plugin.group(1))
+            asg = re.match(r"\s*([A-Za-z_][\w.]*)\s*=\s*(.+?)\s*$", line)
+            if asg and "profiles" not in stack[:1] and asg.group(2) == "[":
+                # a multi-line list literal (manifest.contributors): Groovy maps -> Python literals
+                start = pos + line.index("[")
+                depth, end = 0, start
+                for end in range(start, len(blanked)):
+                    depth += {"[": 1, "]": -1}.get(blanked[end], 0)
+                    if depth == 0:
+                        break
+                body = re.sub(r"(?m)(^|[\[,{\s])(\w+)\s*:", r"\1'\2':", code[start : end + 1])
+                body = body.replace("[:]", "{}")
+                body = re.sub(r"\[(\s*'\w+':)", r"{\1", body)
+                try:
+                    import ast
+
+                    value = ast.literal_eval(re.sub(r"\{((?:[^{}\[\]]|\[[^\]]*\])*)\]", r"{\1}", body))
+                    put([s for part in stack + [asg.group(1)] for s in part.split(".")], value)
+                except (ValueError, SyntaxError):
+                    pass
+                pos += len(line)
+                continue
+            if asg and "profiles" not in stack[:1]:
+                ok, value = _literal(asg.group(2))
+                if not ok:
+                    value = asg.group(2)
+                    m = re.fullmatch(r'"""(.*)"""|"([^"]*)"', value.strip())
+                    if m:
+                        value = m.group(1) if m.group(1) is not None else m.group(2)
+                put([s for part in stack + [asg.group(1)] for s in part.split(".")], value)
+            pos += len(line)
+
+    read(root / "nextflow.config")
+    params = config.get("params", {})
+    for key, value in list(params.items()):
+        if isinstance(value, str):
+            params[key] = re.sub(r"\$\{params\.(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), value)
+    return config

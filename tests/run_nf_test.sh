@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run the nf-test suites (module -stub tests and the pipeline tests) with -profile test.
-# Needs `nextflow` and `nf-test` on PATH plus a container engine or the virnucpro package:
+# Run the nf-test suites (module tests and tests/default.nf.test) with -profile test.
+# Needs `nextflow` and `nf-test` on PATH plus a container engine or conda:
 #   tests/run_nf_test.sh                 # everything, profile test (+ docker when available)
-#   tests/run_nf_test.sh --tag gpu       # extra nf-test arguments are passed through
-# Exits 0 without running anything when Nextflow or nf-test is missing (the static checks in
-# tests/test_pipeline_static.py still run under pytest).
+#   tests/run_nf_test.sh --tag pipeline  # extra nf-test arguments are passed through
+# NFT_PROFILE overrides the profile (e.g. NFT_PROFILE=test,conda). Exits 0 without running anything when
+# Nextflow or nf-test is missing (the static checks in tests/test_pipeline_*.py still run under pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +15,9 @@ for tool in nextflow nf-test; do
     fi
 done
 
-# tiny models and reads used by -profile test
-if [ ! -f tests/data/reference/input.fa ] && [ -d /work/shared/reference ]; then
-    mkdir -p tests/data && cp -rn /work/shared/reference tests/data/reference
+if [ ! -f tests/data/reference/input.fa ]; then
+    echo "run_nf_test.sh: tests/data/reference is missing (tiny models and reads of -profile test)" >&2
+    exit 1
 fi
 
 profile="${NFT_PROFILE:-test}"
@@ -28,4 +28,4 @@ if [ -z "${NFT_PROFILE:-}" ]; then
 fi
 
 export NXF_ANSI_LOG=false
-exec nf-test test --profile "$profile" --verbose "$@"
+exec nf-test test --profile "+$profile" --verbose "$@"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from virnucpro.bench import chunk_for_read_length, synthetic_read, write_synthetic_fasta
+from virnucpro.bench import chunk_for_read_length, datasheet_peak, mfu, synthetic_read, write_synthetic_fasta
 from virnucpro.cli import main
 from virnucpro.frames import six_frames
 from virnucpro.prepare import prepare
@@ -26,11 +26,15 @@ def _run(tmp_path: Path, *argv: str) -> dict:
 
 def _check_embed_run(run: dict) -> None:
     assert run["sequences"] > 0 and run["tokens"] > 0
-    assert run["tokens_per_s"] > 0 and run["sequences_per_s"] > 0
+    assert run["mode"] == "model" and run["workers"] >= 1
+    assert run["forward_tokens_per_s"] > 0 and run["forward_seq_per_s"] > 0
+    # end to end = FASTA → HDF5 through the engine (reading, tokenising, writing included)
+    assert run["e2e_seq_per_s"] > 0 and run["e2e_tokens_per_s"] > 0 and run["e2e_seconds"] > 0
     assert 0 < run["padding_efficiency"] <= 1
     assert math.isclose(run["padding_efficiency"] + run["padding_waste"], 1.0, abs_tol=1e-3)
     assert run["padded_tokens"] >= run["tokens"]
-    assert run["flops_per_token"] > 0 and math.isfinite(run["mfu"]) and run["mfu"] > 0
+    assert run["flops_per_token"] > 0 and math.isfinite(run["mfu"]) and 0 < run["mfu"] <= 1
+    assert 0 < run["e2e_mfu"] <= 1 and run["peak_rss_bytes"] > 0
     assert run["precision"] == "fp32" and run["attention"] in ("sdpa", "reference")
     assert run["peak_memory_bytes"] > 0
 
@@ -101,3 +105,51 @@ def test_profile_reports_integer_tokens_per_batch(tmp_path: Path) -> None:
         assert section["tokens_per_batch"] in [p["tokens_per_batch"] for p in section["curve"]]
         assert [p["tokens_per_batch"] for p in section["curve"]] == [1024, 2048]
         assert all(p["tokens_per_s"] > 0 and p["peak_memory_bytes"] > 0 for p in section["curve"])
+
+
+def test_host_only_reports_host_ceiling_per_worker_count(tmp_path: Path) -> None:
+    """--host-only: the production FASTA → HDF5 path with a no-op forward, at the real models' widths, per --workers."""
+    report = _run(tmp_path, "benchmark", "--host-only", "--workers", "1", "2", "--reads", "40", "--read-lengths", "500",
+                  "--stages", "prepare", "dna", "protein", "--dnabert", "random-full", "--esm", "random-3B",
+                  "--device", "cpu", "-q")
+    assert report["host_only"] is True and report["peak_rss_bytes"] > 0 and report["peak_tflops_source"] is None
+    frames = report["runs"][0]["frames"]
+    embed = [r for r in report["runs"] if r["stage"] != "prepare"]
+    assert [(r["stage"], r["workers"]) for r in embed] == [("dna", 1), ("dna", 2), ("protein", 1), ("protein", 2)]
+    for run in embed:
+        assert run["mode"] == "host-only" and run["sequences"] == frames and run["tokens"] > frames
+        assert run["host_seq_per_s"] > 0 and run["host_tokens_per_s"] > run["host_seq_per_s"] > 0
+        assert run["peak_rss_bytes"] > 0 and "mfu" not in run
+        assert run["dim"] == (768 if run["stage"] == "dna" else 2560)  # rows as wide as the real models'
+
+
+def test_host_only_with_real_model_files(tmp_path: Path) -> None:
+    report = _run(tmp_path, "benchmark", "--host-only", "--input", str(REF / "input.fa"), "--stages", "dna", "protein",
+                  "--dnabert", str(REF / "models" / "dnabert"), "--esm", str(REF / "models" / "esm2_t2_tiny.pt"),
+                  "--device", "cpu", "-q")
+    assert [(r["stage"], r["dim"]) for r in report["runs"]] == [("dna", 64), ("protein", 64)]
+    assert all(r["sequences"] > 0 and r["host_seq_per_s"] > 0 for r in report["runs"])
+
+
+def test_mfu_is_never_above_one(tmp_path: Path) -> None:
+    assert mfu(0.5, 1.0) == (0.5, False)
+    assert mfu(3.0, 1.0) == (1.0, True)
+    assert mfu(1.0, 0.0) == (None, False)
+    # a denominator far too low (a wrong --peak-tflops) is clamped and flagged, not reported as 1000x utilisation
+    report = _run(tmp_path, "benchmark", "--reads", "6", "--read-lengths", "500", "--stages", "dna",
+                  "--peak-tflops", "1e-9", *TINY)
+    (run,) = report["runs"]
+    assert run["mfu"] == 1.0 and run["mfu_clamped"] is True and run["e2e_mfu"] <= 1.0
+
+
+def test_datasheet_peaks_by_gpu_name() -> None:
+    assert datasheet_peak("NVIDIA H100 80GB HBM3", "bf16") == ("H100 SXM", 989.4)
+    assert datasheet_peak("NVIDIA H100 PCIe", "bf16") == ("H100 PCIe", 756.5)
+    assert datasheet_peak("NVIDIA H100 NVL", "fp32") == ("H100 NVL", 60.0)
+    assert datasheet_peak("NVIDIA H200", "bf16") == ("H200", 989.4)
+    assert datasheet_peak("NVIDIA A100-SXM4-80GB", "tf32") == ("A100", 156.0)
+    assert datasheet_peak("NVIDIA L40S", "fp32") == ("L40S", 91.6)
+    assert datasheet_peak("NVIDIA L4", "bf16") == ("L4", 121.0)
+    assert datasheet_peak("NVIDIA H100 80GB HBM3", "bf16-mixed") == ("H100 SXM", 989.4)  # matmuls run in bf16
+    assert datasheet_peak("NVIDIA H100 80GB HBM3", "fp32") == ("H100 SXM", 66.9)
+    assert datasheet_peak("Some Future GPU", "bf16") is None  # then the matmul is measured

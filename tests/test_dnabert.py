@@ -37,7 +37,7 @@ def test_alibi_slopes_follow_mosaicbert_rule() -> None:
     assert alibi_slopes(12) == pytest.approx(twelve)
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "reference"])
+@pytest.mark.parametrize("attention", ["sdpa", "packed", "reference"])
 @pytest.mark.parametrize("chunk", [300, 500])
 @pytest.mark.parametrize("tokens_per_batch", [1, 700, 1_000_000])
 def test_matches_original(dna, tmp_path: Path, chunk: int, attention: str, tokens_per_batch: int) -> None:
@@ -51,7 +51,7 @@ def test_matches_original(dna, tmp_path: Path, chunk: int, attention: str, token
 
 def test_bf16_close_to_fp32(tmp_path: Path) -> None:
     bf16 = load_embedder("dna", str(DNABERT_DIR), device="cpu", precision="bf16")
-    assert bf16.dtype == torch.bfloat16
+    assert bf16.dtype.dtype == torch.bfloat16
     _, matrix = _embed(bf16, 300, tmp_path, 4096)
     _, gold = golden("dnabert", 300)
     assert cosine_rows(matrix, gold).min() >= 0.999

@@ -21,9 +21,9 @@ from virnucpro.models import hub
 def test_device_and_precision_rules() -> None:
     cpu = resolve_device("cpu")
     assert cpu.type == "cpu"
-    assert resolve_precision("auto", cpu) == torch.float32  # CPU never defaults to bf16
-    assert resolve_precision("bf16", cpu) == torch.bfloat16
-    assert resolve_precision("fp16", cpu) == torch.float16
+    assert resolve_precision("auto", cpu).dtype == torch.float32  # CPU never defaults to bf16
+    assert resolve_precision("bf16", cpu).dtype == torch.bfloat16
+    assert resolve_precision("fp16", cpu).dtype == torch.float16
     if not torch.cuda.is_available():
         assert resolve_device("auto").type == "cpu"
         with pytest.raises(InputError, match="no CUDA device"):
@@ -49,7 +49,7 @@ def test_oom_halves_batches_and_loses_nothing(kind: str, tmp_path: Path) -> None
     embedder = load_embedder(kind, model, device="cpu", precision="fp32")
     seen: list[int] = []
 
-    def oom_above_three(rows: np.ndarray) -> None:
+    def oom_above_three(rows: np.ndarray, lengths: np.ndarray) -> None:
         seen.append(len(rows))
         if len(rows) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -68,8 +68,9 @@ def test_oom_halves_batches_and_loses_nothing(kind: str, tmp_path: Path) -> None
 def test_single_sequence_oom_names_it(tmp_path: Path) -> None:
     embedder = load_embedder("dna", str(DNABERT_DIR), device="cpu", precision="fp32")
 
-    def too_big(rows: np.ndarray) -> None:
-        if any(tokens[i].size > 8 for i in rows):
+    def too_big(rows: np.ndarray, lengths: np.ndarray) -> None:
+        assert all(tokens[i].size == n for i, n in zip(rows, lengths))
+        if (lengths > 8).any():
             raise torch.OutOfMemoryError("simulated")
 
     fa = tmp_path / "two.fa"

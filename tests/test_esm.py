@@ -1,4 +1,4 @@
-"""ESM-2 re-implementation against the ORIGINAL's golden embeddings, truncation, and the safe, strict loader."""
+"""ESM-2 re-implementation against the ORIGINAL's golden embeddings, long proteins, and the safe, strict loader."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_alphabet_is_esm1b() -> None:
     assert tokenize_proteins(["p"], ["MKZ*"])[0].tolist() == [0, 20, 15, 27, 3, 2]  # '*' is <unk>
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "reference"])
+@pytest.mark.parametrize("attention", ["sdpa", "packed", "reference"])
 @pytest.mark.parametrize("chunk", [300, 500])
 @pytest.mark.parametrize("tokens_per_batch", [1, 400, 1_000_000])
 def test_matches_original(esm, tmp_path: Path, chunk: int, attention: str, tokens_per_batch: int) -> None:
@@ -63,14 +63,25 @@ def test_padding_does_not_change_result(esm) -> None:
     assert np.abs(alone - padded).max() <= 1e-5
 
 
-def test_long_protein_truncated_not_crashing(esm, caplog: pytest.LogCaptureFixture) -> None:
+def test_long_protein_fed_whole_mean_over_first_1024(esm, caplog: pytest.LogCaptureFixture) -> None:
+    """The original's batch converter does not truncate: the model sees every residue, the mean covers 1..1024."""
     rng = np.random.default_rng(0)
     seq = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), MAX_RESIDUES + 80))
     with caplog.at_level("WARNING", logger="virnucpro"):
         long_tokens, short_tokens = tokenize_proteins(["long", "short"], [seq, seq[:MAX_RESIDUES]])
-    assert "long" in caplog.text and len(long_tokens) == MAX_RESIDUES + 2
-    a, b = esm.embed_batch([long_tokens]), esm.embed_batch([short_tokens])
-    assert np.abs(a - b).max() == 0
+    assert "long" in caplog.text and "embedded whole" in caplog.text
+    assert len(long_tokens) == MAX_RESIDUES + 80 + 2 and long_tokens[-1] == 2
+    whole = esm.embed_batch([long_tokens])
+    module, mask = esm.encoder.module, torch.ones(1, len(long_tokens), dtype=torch.bool)
+    with torch.inference_mode():
+        hidden = module(torch.from_numpy(long_tokens[None].astype(np.int64)), mask)
+    assert np.abs(whole - hidden[0, 1 : MAX_RESIDUES + 1].mean(0).numpy()).max() <= 1e-5  # positions 1..1024 only
+    assert np.abs(whole - esm.embed_batch([short_tokens])).max() > 1e-3  # the tail shaped the first 1024 residues
+    for mode in ("packed", "reference"):  # padded next to a short protein, every attention path
+        esm.attention = mode
+        batch = esm.embed_batch([long_tokens, short_tokens[:40]])
+        assert np.abs(batch[0] - whole[0]).max() <= 1e-5
+    esm.attention = "sdpa"
 
 
 # -- loader -----------------------------------------------------------------------------------------------------------

@@ -59,3 +59,128 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_invalid_letters() -> None:
     assert invalid_letters("ACGTNRYacgtn") == ""
     assert invalid_letters("ACG1T*E1") == "1*E"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Streams, block reading, exact error locations
+
+import io
+import os
+import sys
+import threading
+
+from virnucpro.checksum import file_sha256
+from virnucpro.fasta import InputStream, check_input, parse_block, read_blocks
+
+RECORDS = b">r1 first\nACGT\nAC\n>r2\n\n>r3 x y\nNNNacgt\n>r4\nA\n"
+
+
+def _records(path) -> list[tuple[str, str, int, int]]:
+    return [(r.id, r.sequence, r.number, r.line) for r in read_fasta(path)]
+
+
+def test_header_lines_and_numbers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a.fa", b"\n\n" + RECORDS)
+    assert _records(path) == [("r1", "ACGTAC", 1, 3), ("r2", "", 2, 6), ("r3", "NNNacgt", 3, 8), ("r4", "A", 4, 10)]
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\r"])
+def test_crlf_and_lone_cr_line_endings(tmp_path: Path, newline: bytes) -> None:
+    path = _write(tmp_path, "a.fa", RECORDS.replace(b"\n", newline))
+    assert _records(path) == _records(_write(tmp_path, "b.fa", RECORDS))
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 5, 13, 64, 1 << 20])
+def test_blocks_hold_whole_records_whatever_their_size(tmp_path: Path, block_bytes: int) -> None:
+    data = b"\r\n".join([b"", b">a", b"AC", b"GT", b">b desc", b"", b">c", b"N" * 50, b">d", b"acgu"]) + b"\r\n"
+    path = _write(tmp_path, "a.fa", data)
+    with InputStream(path) as stream:
+        blocks = list(read_blocks(stream, block_bytes))
+    assert all(b.data.startswith(b">") for b in blocks)
+    parsed = [parse_block(b, with_lines=True) for b in blocks]
+    got = [(i, s.decode(), b.first_record + k, line) for b in parsed for k, (i, s, line) in enumerate(zip(b.ids, b.sequences, b.lines))]
+    assert got == [("a", "ACGT", 1, 2), ("b", "", 2, 5), ("c", "N" * 50, 3, 7), ("d", "acgu", 4, 9)]
+
+
+def test_latin1_byte_in_a_header_names_its_record_and_line(tmp_path: Path) -> None:
+    data = b">r1\nACGT\n>r2\nACGT\nACGT\n>caf\xe9 sample\nACGT\n"
+    path = _write(tmp_path, "lat.fa", b"".join([b">x%d\nACGT\n" % i for i in range(3000)]) + data)
+    with pytest.raises(InputError) as err:
+        list(read_fasta(path))
+    message = str(err.value)
+    assert f"{path}: record 3003 (caf\\xe9), line 6006: header is not valid text (byte 0xe9 at column 5" in message
+
+
+def test_latin1_byte_in_a_sequence_line_names_its_record_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "lat.fa", b">r1\nACGT\n>r2 d\nACGT\nAC\xe9T\n")
+    with pytest.raises(InputError, match=r"record 2 \(r2\), line 5: not valid text \(byte 0xe9"):
+        list(read_fasta(path))
+
+
+def test_utf8_letters_in_a_sequence_are_kept_for_the_caller_to_judge(tmp_path: Path) -> None:
+    path = _write(tmp_path, "u.fa", ">r1 \u00e9\nAC\u00e9T\n".encode())
+    assert [(r.id, r.sequence) for r in read_fasta(path)] == [("r1", "AC\u00e9T")]
+
+
+def test_a_directory_is_named_as_such(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="is a directory, not a FASTA file"):
+        list(read_fasta(tmp_path))
+    with pytest.raises(InputError, match="is a directory, not a FASTA file"):
+        check_input(tmp_path)
+    with pytest.raises(InputError, match="no such file"):
+        check_input(tmp_path / "missing.fa")
+    check_input("-")  # streams are judged by reading them
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_standard_input_plain_or_gzip(monkeypatch: pytest.MonkeyPatch, compress: bool) -> None:
+    data = gzip.compress(RECORDS) if compress else RECORDS
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(data))))
+    assert [(r.id, r.sequence) for r in read_fasta("-")] == [("r1", "ACGTAC"), ("r2", ""), ("r3", "NNNacgt"), ("r4", "A")]
+
+
+def test_gzip_on_a_pipe_is_detected_by_its_first_bytes(tmp_path: Path) -> None:
+    """A FIFO cannot seek back: the sniffed magic bytes must be replayed into the decompressor (one byte at a time)."""
+    fifo = tmp_path / "stream"
+    os.mkfifo(fifo)
+    data = gzip.compress(RECORDS * 200)
+
+    def feed() -> None:
+        with open(fifo, "wb", buffering=0) as out:
+            out.write(data[:1])
+            out.write(data[1:])
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        with InputStream(fifo) as stream:
+            assert stream.gzip
+            records = [r for b in read_blocks(stream, 100) for r in parse_block(b).ids]
+            digest = stream.sha256()
+    finally:
+        writer.join()
+    assert len(records) == 800
+    (tmp_path / "copy.gz").write_bytes(data)
+    assert digest == file_sha256(tmp_path / "copy.gz")
+
+
+def test_stream_checksum_is_the_file_checksum(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a.fa", RECORDS * 1000)
+    with InputStream(path) as stream:
+        stream.read(10)  # whatever was consumed, the digest covers the whole file
+        assert stream.sha256() == file_sha256(path)
+
+
+def test_one_line_records_fast_layout_same_answers(tmp_path: Path) -> None:
+    """Blocks of one-sequence-line records take a shortcut; white space, empty records and errors still behave."""
+    path = _write(tmp_path, "a.fa", b">a d\nAC GT\t\n>b\n\n>c\nNNac\n")
+    assert _records(path) == [("a", "ACGT", 1, 1), ("b", "", 2, 3), ("c", "NNac", 3, 5)]
+    bad_header = _write(tmp_path, "h.fa", b">a\nACGT\n>b\xff x\nACGT\n")
+    with pytest.raises(InputError, match=r"record 2 \(b\\xff\), line 3: header is not valid text"):
+        list(read_fasta(bad_header))
+    bad_sequence = _write(tmp_path, "s.fa", b">a\nACGT\n>b x\nAC\xffGT\n")
+    with pytest.raises(InputError, match=r"record 2 \(b\), line 4: not valid text \(byte 0xff"):
+        list(read_fasta(bad_sequence))
+    no_id = _write(tmp_path, "n.fa", b">a\nACGT\n> \nACGT\n")
+    with pytest.raises(InputError, match=r"record 2 \(line 3\): header has no sequence id"):
+        list(read_fasta(no_id))

@@ -51,7 +51,7 @@ def slow_frames(read_id: str, seq: str, c: int) -> list[tuple[str, str, str]]:
 
 ids = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=">"), min_size=1, max_size=12)
 seqs = st.one_of(
-    st.text(alphabet="ACGTacgtNRYnry", max_size=700),
+    st.text(alphabet="ACGTacgtNRYnryUu", max_size=700),
     st.lists(st.sampled_from(["ATG", "GCC", "AAA", "TTT", "CGN", "gga", "TAA"]), max_size=200).map("".join),
 )
 records = st.lists(st.tuples(ids, st.text(alphabet=" abc=1", max_size=10), seqs), min_size=1, max_size=8)
@@ -66,8 +66,9 @@ records = st.lists(st.tuples(ids, st.text(alphabet=" abc=1", max_size=10), seqs)
     gz=st.booleans(),
     chunk=st.sampled_from([300, 500]),
     shards=st.integers(1, 3),
+    block=st.sampled_from([1, 200, 1 << 20]),
 )
-def test_prepare_matches_slow_reference(records, width, newline, blank, gz, chunk, shards) -> None:
+def test_prepare_matches_slow_reference(records, width, newline, blank, gz, chunk, shards, block) -> None:
     lines = []
     for rid, desc, seq in records:
         lines.append(f">{rid} {desc}".rstrip())
@@ -79,7 +80,7 @@ def test_prepare_matches_slow_reference(records, width, newline, blank, gz, chun
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.fa"
         path.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
-        prepare([path], Path(tmp) / "out", chunk, n_shards=shards, progress=False)
+        prepare([path], Path(tmp) / "out", chunk, n_shards=shards, progress=False, block_bytes=block)
         rows = list(read_reads_table(Path(tmp) / "out" / "reads.tsv"))
         assert [r["read_id"] for r in rows] == [rid for rid, _, _ in records]
         got_nuc, got_prot = {}, {}
@@ -93,8 +94,73 @@ def test_prepare_matches_slow_reference(records, width, newline, blank, gz, chun
                 assert row["status"] == "duplicate_id"
                 continue
             seen.add(rid)
-            frames = slow_frames(rid, seq, chunk)
+            frames = slow_frames(rid, seq.replace("U", "T").replace("u", "t"), chunk)  # RNA is read as DNA
             assert int(row["windows"]) == (math.ceil(len(seq) / chunk) if seq else 0)
             assert int(row["frames"]) == len(frames)
             expected.update((fid, (nuc, prot)) for fid, nuc, prot in frames)
         assert {k: (got_nuc[k], got_prot[k]) for k in got_nuc} == expected
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The block translation itself against the per-codon reference: many reads at once, every grouping path.
+
+block_seqs = st.lists(
+    st.one_of(
+        st.text(alphabet="ACGTacgtNRYnryKMX", max_size=120),
+        st.text(alphabet="ACGT", min_size=0, max_size=40),
+        st.lists(st.sampled_from(["ATG", "GCC", "AAA", "TTT", "CGN", "gga", "TAA", "NNN"]), max_size=40).map("".join),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seqs=block_seqs,
+    chunk=st.sampled_from([3, 7, 10, 31, 60, 300]),
+    group_bases=st.sampled_from([1, 50, 1 << 21]),
+    uniform_min=st.sampled_from([1, 3, 10**9]),
+)
+def test_block_frames_match_per_codon_reference(seqs, chunk, group_bases, uniform_min) -> None:
+    """Windows of many reads translated together (short reads, reads shorter than a codon, windows split over
+    several numpy passes, windows grouped by length or not) give exactly the frames of the per-codon loop."""
+    import virnucpro.frames as frames_module
+
+    original_min = frames_module.UNIFORM_MIN
+    frames_module.UNIFORM_MIN = uniform_min
+    try:
+        block = frames_module.block_frames([s.encode() for s in seqs], chunk, group_bases=group_bases)
+    finally:
+        frames_module.UNIFORM_MIN = original_min
+    got = [
+        (f"r{block.window_read[w]}_chunk_{block.window_number[w]}{frames_module.FRAME_NAMES[k]}", nuc.decode(), prot.decode())
+        for w, k, nuc, prot in zip(block.frame_window.tolist(), block.frame_kind.tolist(), block.nucleotides, block.proteins)
+    ]
+    want = [frame for i, seq in enumerate(seqs) for frame in slow_frames(f"r{i}", seq, chunk)]
+    assert got == want
+    for i, seq in enumerate(seqs):
+        frames_of_read = [f for f in want if f[0].startswith(f"r{i}_chunk_")]
+        assert block.frames[i] == len(frames_of_read)
+        assert block.tokens[i] == sum(len(p) + 2 for _, _, p in frames_of_read)
+        assert block.windows[i] == (math.ceil(len(seq) / chunk) if seq else 0)
+        assert block.codons[i] == slow_codon_count(seq, chunk)
+
+
+def slow_codon_count(seq: str, c: int) -> int:
+    """Codons of A/C/G/T only over all six frames of all windows (0: nothing translatable, e.g. an all-N read)."""
+    total = 0
+    n = len(seq)
+    k = math.ceil(n / c) if n else 0
+    if not k:
+        return 0
+    r = k * c - n
+    q = r // k
+    u = r - q * (k - 1)
+    shifts = ([q + 1] * u + [q] * max(0, k - 1 - u) + [0])[:k]
+    for i in range(k):
+        window = seq[i * c - sum(shifts[:i]) :][:c].upper()
+        rc = "".join({"A": "T", "T": "A", "C": "G", "G": "C"}.get(b, b) for b in reversed(window))
+        for strand in (window, rc):
+            for off in range(3):
+                total += sum(strand[j : j + 3] in CODE for j in range(off, len(strand) - 2, 3))
+    return total

@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import INPUT_FA, expected
@@ -29,7 +30,10 @@ def test_single_shard_equals_original_identified_files(tmp_path: Path, chunk: in
     assert sum(int(r["frames"]) for r in rows) == summary["n_identified_frames"]
     no_frame = [r["read_id"] for r in rows if r["frames"] == "0"]
     assert no_frame == summary["reads_without_frames"]
-    assert {r["status"] for r in rows if r["frames"] == "0"} == {"no_stop_free_frame"}
+    # the all-N read (kind=nrun) has no codon of A/C/G/T at all; every other frame-less read has stops everywhere
+    statuses = {r["read_id"]: r["status"] for r in rows if r["frames"] == "0"}
+    assert statuses.pop("NC_066051.2") == "no_translatable_codon"
+    assert set(statuses.values()) == {"no_stop_free_frame"}
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["parameters"]["chunk_length"] == chunk
     assert len(manifest["inputs"][0]["sha256"]) == 64
@@ -93,3 +97,179 @@ def test_bad_files_exit_nonzero_with_one_line(tmp_path: Path, capsys: pytest.Cap
 def test_invalid_shard_count(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--shards"):
         prepare([INPUT_FA], tmp_path, 300, n_shards=0, progress=False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Blocks in parallel, statuses, RNA, protein input, streams, the folder lock
+
+import logging
+import subprocess
+import sys
+
+from virnucpro.errors import FolderBusy
+from virnucpro.lock import folder_lock
+from virnucpro.prepare import ShardSet
+
+OUTPUTS = ("reads.tsv", "manifest.json", "windows.fa")
+
+
+def _mixed_fasta(path: Path, copies: int = 6) -> Path:
+    """The reference reads several times over (so later copies are duplicate ids), plus every odd kind of read."""
+    reference = INPUT_FA.read_text()
+    extra = ">allN\n" + "N" * 700 + "\n>rna\n" + ("AUGGCC" * 70).lower() + "\n>bad\nACGT123\n>empty\n>short\nAC\n"
+    path.write_text(reference * copies + extra)
+    return path
+
+
+@pytest.mark.parametrize("options", [{}, {"n_shards": 3}, {"tokens_per_shard": 2000}])
+def test_workers_and_block_size_do_not_change_a_byte(tmp_path: Path, options: dict) -> None:
+    fasta = _mixed_fasta(tmp_path / "in.fa")
+    runs = {}
+    for name, workers, block in (("serial", 1, 1 << 20), ("blocks", 1, 3000), ("parallel", 2, 3000)):
+        out = tmp_path / name
+        prepare([fasta], out, 300, workers=workers, block_bytes=block, write_windows=True, progress=False, **options)
+        runs[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if not p.name.startswith(".")}
+    assert runs["serial"] == runs["blocks"] == runs["parallel"]
+    rows = list(read_reads_table(tmp_path / "serial" / "reads.tsv"))
+    assert sum(r["status"] == "duplicate_id" for r in rows) == 5 * 60
+
+
+def test_parallel_run_uses_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import virnucpro.prepare as prepare_module
+
+    started = []
+    real = prepare_module.BlockRunner._executor
+
+    def spy(self):
+        pool = real(self)
+        started.append(pool)
+        return pool
+
+    monkeypatch.setattr(prepare_module.BlockRunner, "_executor", spy)
+    prepare([_mixed_fasta(tmp_path / "in.fa", 2)], tmp_path / "o", 500, workers=2, block_bytes=2000, progress=False)
+    assert started, "a multi-block input with workers=2 must use the pool"
+
+
+def test_least_loaded_shard_rule_is_unchanged_with_many_shards(tmp_path: Path) -> None:
+    """The heap gives the same choice as the original min() over (tokens, index) for every read."""
+    rng = np.random.default_rng(5)
+    shards = ShardSet(tmp_path, "s", 1000, None)
+    loads = [0] * 1000
+    tokens = rng.integers(3, 400, size=5000).tolist()
+    chosen = [shards.assign(1, tokens[0])] + shards.assign_many([1] * 4999, tokens[1:])  # both entry points
+    for t, index in zip(tokens, chosen):
+        expected_index = min(range(1000), key=lambda i: (loads[i], i))
+        assert index == expected_index + 1
+        loads[expected_index] += t
+    assert [s.tokens for s in shards.shards] == loads
+
+
+def test_no_translatable_codon_status(tmp_path: Path) -> None:
+    fa = tmp_path / "n.fa"
+    fa.write_text(
+        ">allN\n" + "N" * 320 + "\n"  # two windows, nothing to translate anywhere
+        ">iupac\nNRYNNKMNNNSW\n"  # ambiguous codes only
+        ">mostlyN_stops\n" + "N" * 200 + "CTAG" * 10 + "\n"  # codons exist, every translated frame has a stop
+        ">mostlyN_ok\n" + "N" * 200 + "ATG\n"  # one codon each in F1 (M) and R1 (H): scored, as the original would
+        ">NNN\nNNN\n>NN\nNN\n"
+    )
+    prepare([fa], tmp_path / "o", 300, progress=False)
+    rows = {r["read_id"]: (r["status"], r["windows"], r["frames"]) for r in read_reads_table(tmp_path / "o" / "reads.tsv")}
+    assert rows == {
+        "allN": ("no_translatable_codon", "2", "0"),
+        "iupac": ("no_translatable_codon", "1", "0"),
+        "mostlyN_stops": ("no_stop_free_frame", "1", "0"),
+        "mostlyN_ok": ("ok", "1", "2"),
+        "NNN": ("no_translatable_codon", "1", "0"),
+        "NN": ("too_short", "1", "0"),
+    }
+
+
+class _Messages(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_rna_is_read_as_dna_with_a_counted_warning(tmp_path: Path) -> None:
+    dna = INPUT_FA.read_text()
+    rna = "".join(line if line.startswith(">") else line.replace("T", "U").replace("t", "u") for line in dna.splitlines(True))
+    (tmp_path / "dna.fa").write_text(dna)
+    (tmp_path / "rna.fa").write_text(rna)
+    prepare([tmp_path / "dna.fa"], tmp_path / "d", 300, progress=False)
+    handler = _Messages()
+    logging.getLogger("virnucpro.prepare").addHandler(handler)
+    try:
+        manifest = prepare([tmp_path / "rna.fa"], tmp_path / "r", 300, progress=False)
+    finally:
+        logging.getLogger("virnucpro.prepare").removeHandler(handler)
+    with_u = sum(1 for r in read_fasta(tmp_path / "rna.fa") if "U" in r.sequence.upper())
+    assert with_u > 40 and manifest["inputs"][0]["rna_reads"] == with_u
+    assert any(f"rna.fa: {with_u} read(s) contain U (RNA)" in m for m in handler.messages)
+    for name in ("shard_0001.nuc.fa", "shard_0001.prot.fa"):
+        assert (tmp_path / "r" / name).read_bytes() == (tmp_path / "d" / name).read_bytes()
+    assert (tmp_path / "r" / "reads.tsv").read_text().replace("rna.fa", "x") == (tmp_path / "d" / "reads.tsv").read_text().replace("dna.fa", "x")
+
+
+def test_protein_fasta_is_refused_naming_file_and_record(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    fa = tmp_path / "proteins.fa"
+    fa.write_text(">ok\nATGGCCAAA\n>p1 protein\nMKVLEFTQPLLIEQ\n>p2\nMSTNPKPQRKTKRNTNRRPQDVKFPGG\n")
+    assert main(["prepare", str(fa), "--outdir", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{fa}: 2 of 3 records hold letters that are not nucleotide codes (e.g. record 2 (p1) has 'LEFQPI')" in err[0]
+    assert "protein FASTA" in err[0]
+    assert not (tmp_path / "o" / "manifest.json").exists() and not list((tmp_path / "o").glob("shard_*"))
+
+
+def test_a_few_bad_reads_are_listed_not_refused(tmp_path: Path) -> None:
+    fa = tmp_path / "mostly_dna.fa"
+    fa.write_text(">a\nATGGCCAAA\n>b\nATGGCC\n>p\nMKVLEF\n")
+    manifest = prepare([fa], tmp_path / "o", 300, progress=False)
+    assert manifest["statuses"] == {"ok": 2, "invalid_characters": 1}
+
+
+def test_directory_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["prepare", str(tmp_path), "--outdir", str(tmp_path / "o"), "-q"]) == 2
+    assert f"{tmp_path}: is a directory, not a FASTA file" in capsys.readouterr().err
+
+
+def test_prepare_respects_the_folder_lock(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with folder_lock(tmp_path / "busy"):
+        with pytest.raises(FolderBusy, match="lock held"):
+            prepare([INPUT_FA], tmp_path / "busy", 300, progress=False)
+        assert main(["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "busy"), "-q"]) == FolderBusy.exit_code
+    assert "another virnucpro run is using this folder" in capsys.readouterr().err
+    assert not (tmp_path / "busy" / "reads.tsv").exists()
+    prepare([INPUT_FA], tmp_path / "busy", 300, progress=False)  # free again once the holder is gone
+
+
+def _cli(*args: str, stdin: bytes | None = None, shell: str | None = None) -> subprocess.CompletedProcess:
+    command = shell if shell else [sys.executable, "-m", "virnucpro", *args]
+    return subprocess.run(command, input=stdin, capture_output=True, shell=shell is not None, executable="/bin/bash" if shell else None)
+
+
+def test_streamed_input_from_stdin_and_process_substitution(tmp_path: Path) -> None:
+    gz = tmp_path / "reads.fa.gz"
+    gz.write_bytes(gzip.compress(INPUT_FA.read_bytes()))
+    done = _cli("prepare", "-", "--outdir", str(tmp_path / "stdin"), "--chunk-length", "300", "-q", stdin=gz.read_bytes())
+    assert done.returncode == 0, done.stderr
+    python = sys.executable
+    done = _cli(shell=f"'{python}' -m virnucpro prepare <(zcat '{gz}') --outdir '{tmp_path / 'fifo'}' --chunk-length 300 -q")
+    assert done.returncode == 0, done.stderr
+    reference = expected(300) / "identified_protein.faa"
+    for name in ("stdin", "fifo"):
+        assert (tmp_path / name / "shard_0001.prot.fa").read_bytes() == reference.read_bytes()
+    manifest = json.loads((tmp_path / "stdin" / "manifest.json").read_text())
+    assert manifest["inputs"][0]["path"] == "-" and manifest["inputs"][0]["records"] == 60
+    assert manifest["inputs"][0]["sha256"] == __import__("hashlib").sha256(gz.read_bytes()).hexdigest()
+    assert {r["file"] for r in read_reads_table(tmp_path / "stdin" / "reads.tsv")} == {"stdin"}
+
+
+@pytest.mark.parametrize("args", [["--workers", "0"], ["--shards", "0"], ["--tokens-per-shard", "0"]])
+def test_bad_options_create_nothing(tmp_path: Path, args: list[str]) -> None:
+    assert main(["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "o"), "-q", *args]) == 2
+    assert not (tmp_path / "o").exists()

@@ -116,7 +116,7 @@ def test_changed_parameters_and_corrupt_files_are_recomputed(orf_fasta: Path, un
 
 def test_second_run_on_same_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with folder_lock(tmp_path):
-        assert main(_run_args([INPUT_FA], tmp_path)) == 1
+        assert main(_run_args([INPUT_FA], tmp_path)) == 6  # FolderBusy.exit_code
     assert "another virnucpro run is using this folder" in capsys.readouterr().err
 
 
@@ -148,20 +148,12 @@ def test_sequence_too_large_for_the_device_gets_a_status_not_a_dead_run(tmp_path
     def load_with_small_memory(kind: str, *args, **kwargs):
         embedder = real_load(kind, *args, **kwargs)
         if kind == "protein":
-            real_tokenize = embedder.read_and_tokenize
 
-            def tokenize(path):
-                ids, tokens = real_tokenize(path)
-                lengths = np.array([len(t) for t in tokens])
+            def hook(rows: np.ndarray, lengths: np.ndarray) -> None:
+                if lengths.max() > limit + 2:
+                    raise torch.OutOfMemoryError("simulated")
 
-                def hook(rows: np.ndarray) -> None:
-                    if lengths[rows].max() > limit + 2:
-                        raise torch.OutOfMemoryError("simulated")
-
-                embedder.fault_hook = hook
-                return ids, tokens
-
-            embedder.read_and_tokenize = tokenize
+            embedder.fault_hook = hook
         return embedder
 
     monkeypatch.setattr(embed, "load_embedder", load_with_small_memory)
@@ -178,3 +170,81 @@ def test_sequence_too_large_for_the_device_gets_a_status_not_a_dead_run(tmp_path
         assert reads[read_id][8] in ("not_embedded", "partially_scored"), reads[read_id]
     assert any(reads[r][8] == "not_embedded" and reads[r][7] == "NA" for r in hit)
     assert "could not be embedded" in (tmp_path / "run.log").read_text()
+
+
+def _slow_first_worker(index: int, device: str, job: int) -> tuple[int, str]:
+    """Job function for the queue test (runs in a spawned worker): worker 0 is 15x slower than worker 1."""
+    time.sleep(1.5 if index == 0 else 0.1)
+    return index, device
+
+
+def test_work_queue_pulls_jobs_dynamically_not_round_robin() -> None:
+    from virnucpro.workqueue import run_on_devices
+
+    done = list(run_on_devices(["cpu", "cpu"], list(range(12)), _slow_first_worker))
+    assert sorted(job for job, _ in done) == list(range(12))  # every job exactly once
+    by_worker = [sum(1 for _, (index, _) in done if index == w) for w in (0, 1)]
+    # round-robin would give 6/6; pulling lets the fast worker take most of the queue
+    assert by_worker[1] >= 8 and by_worker[0] <= 4, by_worker
+    assert all(device == "cpu" for _, (_, device) in done)
+
+
+def _fail_on_job_three(index: int, device: str, job: int) -> int:
+    if job == 3:
+        from virnucpro.errors import ModelError
+
+        raise ModelError("job 3 cannot load its model")
+    time.sleep(0.2)
+    return job
+
+
+def test_work_queue_stops_on_the_first_error() -> None:
+    from virnucpro.errors import ModelError
+    from virnucpro.workqueue import run_on_devices
+
+    start = time.time()
+    with pytest.raises(ModelError, match="job 3"):
+        list(run_on_devices(["cpu", "cpu"], list(range(200)), _fail_on_job_three))
+    assert time.time() - start < 60  # the other 196 jobs were cancelled, not run
+
+
+def test_plan_devices_lists() -> None:
+    from virnucpro.run import plan_devices
+
+    assert plan_devices("cpu,cpu") == ["cpu", "cpu"] and plan_devices("cpu") == ["cpu"]
+
+
+def test_many_shards_by_default(tmp_path: Path) -> None:
+    from virnucpro.cli import RUN_TOKENS_PER_SHARD
+    from virnucpro.run import DEFAULT_TOKENS_PER_SHARD
+
+    assert RUN_TOKENS_PER_SHARD == DEFAULT_TOKENS_PER_SHARD  # what --help says is what a run does
+
+    cfg = RunConfig(inputs=[INPUT_FA], outdir=tmp_path, chunk_length=500, dnabert="d", esm="e", classifier=CLASSIFIER_PTH)
+    assert cfg.n_shards is None and cfg.tokens_per_shard == DEFAULT_TOKENS_PER_SHARD
+    assert RunConfig(inputs=[], outdir=tmp_path, chunk_length=500, dnabert="d", esm="e", classifier=CLASSIFIER_PTH,
+                     n_shards=3).tokens_per_shard is None
+
+
+def test_two_workers_share_the_queue_and_resume(orf_fasta: Path, uninterrupted: Path, tmp_path: Path) -> None:
+    """Both models on both workers, shards pulled from one queue; a damaged run resumes with only what is missing."""
+    argv = _run_args([orf_fasta], tmp_path, 500, "--shards", "12", "--device", "cpu,cpu", "--workers", "1")
+    assert main(argv) == 0
+    log = (tmp_path / "run.log").read_text()
+    for kind in ("dna", "protein"):
+        workers = {line.split("(worker ")[1][0] for line in log.splitlines() if f" {kind} on cpu (worker " in line}
+        assert workers == {"0", "1"}, (kind, workers)  # every model ran on both workers
+    for name in FINAL:
+        assert (tmp_path / name).read_bytes() == (uninterrupted / name).read_bytes(), name
+    manifest = __import__("json").loads((tmp_path / "manifest.json").read_text())
+    assert manifest["parameters"]["devices"] == ["cpu", "cpu"] and manifest["parameters"]["workers"] == 1
+    shards = tmp_path / "work" / "shards"
+    (shards / "shard_0005.protein.h5").unlink()
+    (shards / "shard_0009.dna.h5.stamp.json").unlink()
+    (tmp_path / "run.log").unlink()
+    assert main(argv) == 0
+    log = (tmp_path / "run.log").read_text()
+    assert "dna embeddings: 11/12 shard(s) current" in log and "protein embeddings: 11/12 shard(s) current" in log
+    assert log.count("embedded shard_") == 2
+    for name in FINAL:
+        assert (tmp_path / name).read_bytes() == (uninterrupted / name).read_bytes(), name

@@ -6,14 +6,62 @@ The engine, the benchmark and the runner all resolve the user's words here, so `
 from __future__ import annotations
 
 import resource
+from dataclasses import dataclass
 
 import torch
 
 from virnucpro.errors import InputError
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@dataclass(frozen=True)
+class Precision:
+    """A numeric mode: ``dtype`` holds weights and the residual stream, ``matmul`` the linear layers' weights.
+
+    * ``fp32`` — the original's arithmetic; on CUDA TF32 is switched OFF for matmuls.
+    * ``tf32`` — fp32 storage, matmuls on TF32 tensor cores (inputs rounded to 10 mantissa bits, fp32 accumulation);
+      on CPU identical to fp32 (no TF32 units).
+    * ``bf16`` — everything in bfloat16 (weights, activations, LayerNorm inputs).
+    * ``bf16-mixed`` — bf16 matmuls (linear layers, attention), float32 residual stream, LayerNorm, softmax, pooling.
+    * ``fp16`` — only when asked for: its range can overflow in deep post-norm stacks.
+
+    docs/precision.md has the measured disagreement of each mode with fp32.
+    """
+
+    name: str
+    dtype: torch.dtype
+    matmul: torch.dtype
+    tf32: bool = False
+
+    def configure(self, device: torch.device) -> None:
+        """Set the process-wide TF32 switches this mode implies (CUDA only; a run uses one precision)."""
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = self.tf32
+            torch.backends.cudnn.allow_tf32 = self.tf32
+
+
+PRECISIONS: dict[str, Precision] = {
+    "fp32": Precision("fp32", torch.float32, torch.float32),
+    "tf32": Precision("tf32", torch.float32, torch.float32, tf32=True),
+    "bf16": Precision("bf16", torch.bfloat16, torch.bfloat16),
+    "bf16-mixed": Precision("bf16-mixed", torch.float32, torch.bfloat16),
+    "fp16": Precision("fp16", torch.float16, torch.float16),
+}
+#: What ``auto`` means on CUDA devices with bf16 tensor cores (compute capability >= 8.0); CPU: always fp32.
+#: Chosen from docs/precision.md: see there for the flip rates and cosines behind it.
+AUTO_CUDA = "bf16"
+
+
+def as_precision(value: "Precision | torch.dtype | str") -> Precision:
+    """A :class:`Precision` from itself, a mode name, or a plain dtype (fp32/bf16/fp16 modes)."""
+    if isinstance(value, Precision):
+        return value
+    if isinstance(value, str):
+        return PRECISIONS[value]
+    for mode in PRECISIONS.values():
+        if mode.dtype == value and mode.matmul == value and not mode.tf32:
+            return mode
+    raise ValueError(f"no precision mode for {value!r}")
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -36,24 +84,21 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def resolve_precision(spec: str, device: torch.device) -> torch.dtype:
-    """``auto`` → bf16 on CUDA compute capability >= 8.0 (tensor cores, fp32 range), fp32 elsewhere (CPU included).
-
-    fp16 is only used when asked for: its range can overflow in deep post-norm stacks.
-    """
+def resolve_precision(spec: str, device: torch.device) -> Precision:
+    """``auto`` → :data:`AUTO_CUDA` on CUDA compute capability >= 8.0, fp32 elsewhere (CPU included); else the named mode."""
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         if device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0):
-            return torch.bfloat16
-        return torch.float32
+            return PRECISIONS[AUTO_CUDA]
+        return PRECISIONS["fp32"]
     if spec not in PRECISIONS:
         raise InputError(f"--precision {spec!r}: expected auto, {', '.join(PRECISIONS)}")
     return PRECISIONS[spec]
 
 
-def precision_name(dtype: torch.dtype) -> str:
-    """Inverse of :data:`PRECISIONS` (recorded in HDF5 attributes)."""
-    return next(name for name, value in PRECISIONS.items() if value == dtype)
+def precision_name(precision: "Precision | torch.dtype") -> str:
+    """Name of a mode (recorded in HDF5 attributes); a plain dtype names its pure mode."""
+    return as_precision(precision).name
 
 
 def peak_memory(device: torch.device) -> int:

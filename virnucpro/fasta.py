@@ -1,36 +1,55 @@
 """The one FASTA reader and writer of the project.
 
 Reading follows what Biopython's ``SeqIO.parse(..., "fasta")`` gives the original VirNucPro: the record id is the
-header text up to the first white space, the description is dropped, sequence lines are joined with white space
-removed, and letter case is kept (callers upper-case where the original does). Unlike Biopython it refuses input that
-is not FASTA at all (binary junk, text before the first header, a header without an id) with one line naming the
-file and record, so a wrong file never turns into an empty, "successful" run.
+header text up to the first white space, the description is dropped, sequence lines are joined with (ASCII) white
+space removed, and letter case is kept (callers upper-case where the original does). Unlike Biopython it refuses input
+that is not FASTA at all (binary junk, text before the first header, a header without an id, bytes that are not UTF-8)
+with one line naming the file, the record and the line, so a wrong file never turns into an empty, "successful" run.
 
-Plain and gzip-compressed files are detected by content, not by name.
+The reader works on blocks of whole records (about :data:`BLOCK_BYTES` each) rather than line by line, because the
+prepare stage processes reads a block at a time (and in parallel): :func:`read_blocks` cuts the byte stream at record
+boundaries in the reading process, :func:`parse_block` turns one block into ids and sequences wherever it runs, and
+:func:`read_fasta` chains the two for callers that want one record at a time. Memory stays at one block (or one
+record, when a record is larger than a block) whatever the file size.
+
+Inputs may be plain or gzip files (detected by content, not by name, also on pipes), ``-`` for standard input, or
+any readable stream path such as ``/dev/stdin`` or a process substitution ``<(zcat reads.fa.gz)``. The SHA-256 of the
+bytes read is computed on the way, so a stream can be recorded in a manifest without being read twice.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
+import stat
+import sys
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Iterator, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
 from virnucpro.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+STDIN = "-"
+#: Target size of one block of records handed to :func:`parse_block` (a block holds whole records only).
+BLOCK_BYTES = 1 << 20
+_READ_BYTES = 1 << 20
+_WHITESPACE = b" \t\n\r\x0b\x0c"
+NL, NL_GT = b"\n", b"\n>"
 
 #: Letters a DNA record may hold: IUPAC nucleotide codes plus X (masked base), either case. Anything else marks the
 #: record ``invalid_characters`` (it is listed, not scored). Ambiguous letters are kept and handled as the original
-#: does (codons holding them are dropped in translation; DNABERT-S sees them as [UNK]).
+#: does (codons holding them are dropped in translation; DNABERT-S sees them as [UNK]). U (RNA) is accepted here; the
+#: prepare stage reads it as T and says so.
 DNA_LETTERS = frozenset("ACGTURYSWKMBDHVNXacgturyswkmbdhvnx")
 
 
 @dataclass(frozen=True)
 class FastaRecord:
-    """One record: ``id`` as the original sees it, the raw ``sequence`` (case kept), its 1-based ``number``."""
+    """One record: ``id`` as the original sees it, the raw ``sequence`` (case kept), its 1-based ``number`` in the
+    file and the ``line`` of its header."""
 
     id: str
     sequence: str
@@ -38,64 +57,314 @@ class FastaRecord:
     line: int
 
 
-def open_text(path: str | os.PathLike[str]) -> TextIO:
-    """Open a plain or gzip file as text, choosing by the first bytes, so ``reads.fa.gz`` named ``.fa`` still works."""
-    path = Path(path)
+@dataclass(frozen=True)
+class RawBlock:
+    """Whole records as bytes (starting at a ``>`` header), with where they sit in the file, for error messages."""
+
+    source: str
+    data: bytes
+    first_record: int
+    first_line: int
+
+
+@dataclass
+class ParsedBlock:
+    """The records of one block: ids, sequences (bytes, white space removed, case kept) and header line numbers."""
+
+    ids: list[str]
+    sequences: list[bytes]
+    lines: list[int]
+    first_record: int
+
+
+def display_name(path: str | os.PathLike[str]) -> str:
+    """How an input is named in messages: ``<stdin>`` for ``-``, the path as given otherwise."""
+    return "<stdin>" if str(path) == STDIN else str(path)
+
+
+def check_input(path: str | os.PathLike[str]) -> None:
+    """Raise the reader's own :class:`InputError` for an input that cannot be opened (missing, a directory, not
+    readable), without opening it, so a caller can refuse early with the same words the reader would use. Streams
+    (``-``, FIFOs, ``/dev/stdin``) pass: they can only be judged by reading them."""
+    if str(path) == STDIN:
+        return
     try:
-        raw = open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a FASTA file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if magic == GZIP_MAGIC else raw  # type: ignore[assignment]
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline=None)
+        st = os.stat(path)
+    except OSError as exc:
+        raise _refusal(path, exc) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: is a directory, not a FASTA file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied")
+
+
+def _refusal(path: str | os.PathLike[str], exc: OSError) -> InputError:
+    """The one wording of "this input cannot be opened", shared by :func:`check_input` and the reader."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{path}: is a directory, not a FASTA file")
+    if isinstance(exc, PermissionError):
+        return InputError(f"{path}: permission denied")
+    return InputError(f"{path}: cannot open ({exc.strerror or exc})")
+
+
+class _Hashing(io.RawIOBase):
+    """Raw byte stream that hashes what passes through (the file's own bytes, before any decompression)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.digest = raw, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self.raw.readinto(buffer)
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+        return n or 0
+
+
+class _Prefixed(io.RawIOBase):
+    """Serves bytes already read (to sniff the format) before the rest of the stream: pipes cannot seek back."""
+
+    def __init__(self, head: bytes, rest: io.RawIOBase) -> None:
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        return self.rest.readinto(buffer) or 0
+
+
+class InputStream:
+    """One input opened for reading: decompressed bytes via :meth:`read`, the SHA-256 of the file's bytes after."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = display_name(path)
+        try:
+            raw: BinaryIO = sys.stdin.buffer if str(path) == STDIN else open(path, "rb", buffering=0)
+        except OSError as exc:
+            raise _refusal(path, exc) from None
+        self._owned = str(path) != STDIN
+        self._raw = raw
+        self._hashing = _Hashing(raw)
+        head = b""
+        try:
+            while len(head) < 2:  # a pipe may deliver one byte at a time
+                more = self._hashing.read(2 - len(head))
+                if not more:
+                    break
+                head += more
+        except OSError as exc:
+            self.close()
+            raise InputError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
+        rest = _Prefixed(head, self._hashing)
+        self.gzip = head == GZIP_MAGIC
+        self._stream: io.BufferedIOBase = (
+            gzip.GzipFile(fileobj=io.BufferedReader(rest), mode="rb") if self.gzip else io.BufferedReader(rest, _READ_BYTES)
+        )
+
+    def read(self, n: int = _READ_BYTES) -> bytes:
+        return self._stream.read(n)
+
+    def sha256(self) -> str:
+        """Digest of every byte of the input; reads what is left first, so it is the whole file's checksum."""
+        while self._hashing.read(_READ_BYTES):
+            pass
+        return self._hashing.digest.hexdigest()
+
+    def close(self) -> None:
+        if self._owned:
+            self._raw.close()
+
+    def __enter__(self) -> InputStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator[RawBlock]:
+    """Cut ``stream`` into blocks of whole records (each begins with ``>``), about ``block_bytes`` each.
+
+    Line endings are normalised (CRLF and lone CR become LF) so line numbers and sequences do not depend on them.
+    Text before the first header, NUL bytes and a corrupt or truncated gzip stream raise :class:`InputError`.
+    Work is linear in the input size: each byte is scanned once, even inside a record larger than a block.
+    """
+    name = stream.name
+    parts: list[bytes] = []  # the block being collected: starts at a header, holds whole lines
+    size = 0
+    record, line = 1, 1  # number of the block's first record and its header line
+    started = False  # a header was seen (everything before it must be blank)
+    line_start = True  # the next byte begins a line
+    carry = b""  # a CR at a read boundary waits to see whether LF follows
+    read_size = max(1, min(block_bytes, 4 * _READ_BYTES))
+    while True:
+        try:
+            chunk = stream.read(read_size)
+        except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip stream
+            complete = record - 1 + max(0, sum(p.count(NL_GT) for p in parts) + bool(parts) - 1)
+            raise InputError(f"{name}: cannot read past record {complete}: {exc}") from None
+        eof = not chunk
+        chunk, carry = carry + chunk, b""
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r") and not eof:
+                chunk, carry = chunk[:-1], b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\x00" in chunk:
+            before = sum(p.count(NL) for p in parts) + chunk.count(NL, 0, chunk.index(b"\x00"))
+            raise InputError(f"{name}: line {line + before}: binary data, not a FASTA file")
+        if not started and chunk:
+            if line_start and chunk.startswith(b">"):
+                start = 0
+            else:
+                found = chunk.find(NL_GT)
+                start = found + 1 if found >= 0 else len(chunk)
+            preamble = chunk[:start]
+            _check_preamble(name, preamble, line)
+            line += preamble.count(NL)
+            line_start = chunk.endswith(NL)
+            chunk = chunk[start:]
+            started = bool(chunk)
+        if eof:
+            if parts or chunk:
+                yield RawBlock(name, b"".join(parts) + chunk, record, line)
+            return
+        if not chunk:
+            continue
+        cut = -1
+        if size + len(chunk) >= block_bytes:
+            found = chunk.rfind(NL_GT)
+            if found >= 0:
+                cut = found + 1
+            elif chunk.startswith(b">") and parts and parts[-1].endswith(NL):
+                cut = 0
+        if cut < 0 or (cut == 0 and not parts):
+            parts.append(chunk)
+            size += len(chunk)
+            continue
+        block = b"".join(parts) + chunk[:cut]
+        rest = chunk[cut:]
+        parts, size = ([rest], len(rest)) if rest else ([], 0)
+        yield RawBlock(name, block, record, line)
+        record += block.count(NL_GT) + 1
+        line += block.count(NL)
+
+
+def _check_preamble(name: str, text: bytes, first_line: int) -> None:
+    """Only blank lines may precede the first header."""
+    if not text.strip():
+        return
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = first_line + text.count(NL, 0, exc.start)
+        raise InputError(f"{name}: line {lineno}: not valid text (binary data?), not a FASTA file") from None
+    lines = decoded.split("\n")
+    lineno, first = next((i, s.strip()) for i, s in enumerate(lines, start=first_line) if s.strip())
+    raise InputError(f"{name}: line {lineno}: not a FASTA file (expected a '>' header, found {first[:30]!r})")
+
+
+def parse_block(block: RawBlock, with_lines: bool = False) -> ParsedBlock:
+    """Ids, sequences (and, if asked, header line numbers) of the records in ``block`` (see :func:`read_blocks`).
+
+    Written as whole-list operations (C loops) with the per-record checks done on the block at once, because this runs
+    on every read; the slow, precise path that names the offending record and line runs only when a check fails.
+    """
+    data = block.data
+    if not data:
+        return ParsedBlock([], [], [], block.first_record)
+    lines = data.split(NL)
+    if lines[-1] == b"":
+        lines.pop()
+    heads, bodies = lines[0::2], lines[1::2]
+    # the usual layout, one sequence line per record: every even line a header, no header on an odd line
+    two_line = len(heads) == len(bodies) == data.count(NL_GT) + 1 and all([h[:1] == b">" for h in heads])
+    if two_line:
+        records = None
+        header_text = b"\n".join(heads)
+        sequences = bodies
+        joined = b"".join(bodies)
+        if len(joined.translate(None, _WHITESPACE)) != len(joined):
+            sequences = [b.translate(None, _WHITESPACE) for b in bodies]
+    else:
+        records = [part.partition(NL) for part in data[1:].split(NL_GT)]
+        header_text = b">" + b"\n>".join([r[0] for r in records])
+        sequences = [r[2].translate(None, _WHITESPACE) for r in records]
+    try:  # every header line starts with ">", dropped here
+        ids = [title[1:].split(None, 1)[0] for title in header_text.decode("utf-8").split("\n")]
+    except (UnicodeDecodeError, IndexError):
+        _locate_header_error(block, records or [part.partition(NL) for part in data[1:].split(NL_GT)])
+        raise  # pragma: no cover - _locate_header_error always raises
+    if records is None and not data.isascii():
+        records = [part.partition(NL) for part in data[1:].split(NL_GT)]
+    if not data.isascii():
+        for i, (record, sequence) in enumerate(zip(records, sequences)):
+            if not sequence.isascii():
+                _check_utf8(block.source, block.first_record + i, ids[i], _header_line(block, records, i), record[2])
+    lines: list[int] = []
+    if with_lines and records is None:
+        lines = list(range(block.first_line, block.first_line + 2 * len(ids), 2))
+    elif with_lines:  # one pass instead of one prefix count per record
+        line = block.first_line
+        for _, sep, body in records:
+            lines.append(line)
+            line += 1 + body.count(NL) + (1 if sep else 0)
+    return ParsedBlock(ids, sequences, lines, block.first_record)
+
+
+def _header_line(block: RawBlock, records: list[tuple[bytes, bytes, bytes]], index: int) -> int:
+    """Line number of the header of record ``index`` of ``block`` (for messages: counts the lines before it)."""
+    return block.first_line + sum(1 + body.count(NL) + (1 if sep else 0) for _, sep, body in records[:index])
+
+
+def _locate_header_error(block: RawBlock, records: list[tuple[bytes, bytes, bytes]]) -> None:
+    """Raise the :class:`InputError` for the first header that is not UTF-8 text or has no id."""
+    for i, (header, _, _) in enumerate(records):
+        number, line = block.first_record + i, _header_line(block, records, i)
+        try:
+            title = header.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            shown = header.decode("utf-8", "backslashreplace").split(None, 1)
+            raise InputError(
+                f"{block.source}: record {number} ({shown[0] if shown else '?'}), line {line}: header is not valid "
+                f"text (byte 0x{header[exc.start]:02x} at column {exc.start + 2} is not UTF-8)"
+            ) from None
+        if not title.split(None, 1):
+            raise InputError(f"{block.source}: record {number} (line {line}): header has no sequence id")
+    raise AssertionError("no bad header found")  # pragma: no cover
+
+
+def _check_utf8(source: str, number: int, record_id: str, header_line: int, body: bytes) -> None:
+    """Sequence lines may hold non-ASCII letters (they make the read ``invalid_characters``) but must be UTF-8."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = header_line + 1 + body.count(b"\n", 0, exc.start)
+        raise InputError(
+            f"{source}: record {number} ({record_id}), line {lineno}: not valid text (byte 0x{body[exc.start]:02x} is "
+            "not UTF-8), not a FASTA file"
+        ) from None
 
 
 def read_fasta(path: str | os.PathLike[str]) -> Iterator[FastaRecord]:
-    """Stream the records of ``path``; memory stays at one record whatever the file size.
+    """Stream the records of ``path`` (a file, ``-`` or a stream path); memory stays at one block of records.
 
     Raises :class:`InputError` (naming the file, record and line) for binary or non-FASTA content and for a header
     without an id. An empty file yields nothing: callers decide whether that is an error.
     """
-    path = Path(path)
-    handle = open_text(path)
-    current_id: str | None = None
-    parts: list[str] = []
-    number = 0
-    header_line = 0
-    lineno = 0
-    try:
-        with handle:
-            for lineno, line in enumerate(handle, start=1):
-                if "\x00" in line:
-                    raise InputError(f"{path}: line {lineno}: binary data, not a FASTA file")
-                if line.startswith(">"):
-                    if current_id is not None:
-                        yield FastaRecord(current_id, "".join(parts), number, header_line)
-                    number += 1
-                    header_line = lineno
-                    fields = line[1:].split(None, 1)
-                    if not fields:
-                        raise InputError(f"{path}: record {number} (line {lineno}): header has no sequence id")
-                    current_id = fields[0]
-                    parts = []
-                elif current_id is None:
-                    if line.strip():
-                        raise InputError(
-                            f"{path}: line {lineno}: not a FASTA file (expected a '>' header, found {line.strip()[:30]!r})"
-                        )
-                else:
-                    parts.append("".join(line.split()))
-    except UnicodeDecodeError:
-        where = f"record {number} ({current_id})" if current_id else f"line {lineno + 1}"
-        raise InputError(f"{path}: {where}: not valid text (binary data?), not a FASTA file") from None
-    except (OSError, EOFError) as exc:  # truncated or corrupt gzip stream
-        raise InputError(f"{path}: cannot read past record {number}: {exc}") from None
-    if current_id is not None:
-        yield FastaRecord(current_id, "".join(parts), number, header_line)
+    with InputStream(path) as stream:
+        for block in read_blocks(stream):
+            parsed = parse_block(block, with_lines=True)
+            for i, (rid, seq, line) in enumerate(zip(parsed.ids, parsed.sequences, parsed.lines)):
+                yield FastaRecord(rid, seq.decode("utf-8"), parsed.first_record + i, line)
 
 
 def invalid_letters(sequence: str) -> str:

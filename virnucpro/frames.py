@@ -1,20 +1,25 @@
-"""The original VirNucPro window rule and six-frame translation, reproduced quirk for quirk.
+"""The original VirNucPro window rule and six-frame translation, reproduced quirk for quirk, for many reads at once.
 
 The published classifiers were trained on features computed exactly this way, so the quirks stay: the overlap
 rule that usually leaves the last window shorter than the chunk length, codons with ambiguous letters dropped rather
 than translated to X, a reverse complement that leaves IUPAC letters untouched, and a nucleotide slice of
 ``3 * len(protein) + 1`` letters. See ``tests/data/reference/README.md`` for the rule in words.
 
-Translation is vectorised with numpy (a codon-index lookup table), not a Python loop over codons, because this stage
-runs on every window of every read.
+Why it is written over blocks: this stage runs on every window of every read, and per-window (let alone per-codon)
+Python costs more than the work itself. :func:`block_frames` therefore translates all six frames of all windows of a
+block of reads with a handful of numpy operations: every position of the block (and of its reverse complement) is
+turned into an amino-acid byte with ONE table lookup (a base-5 codon index, 4 marking a letter other than ACGT, so a
+dropped codon is simply byte 0), the frames are then strided rows of that array, and "stop-free and non-empty" is a
+row-wise reduction. Only the kept frames are touched one by one, to slice out their bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 FRAME_NAMES = ("F1", "F2", "F3", "R1", "R2", "R3")
 
@@ -28,11 +33,29 @@ CODON_TABLE: dict[str, str] = {
     for k, c in enumerate(_BASES)
 }
 
-_CODE = np.full(256, 4, dtype=np.uint8)  # 4 = not A/C/G/T: a codon holding it is dropped
+#: Letter → base code, either case: T=0, C=1, A=2, G=3; 4 for every other byte (a codon holding it is dropped).
+_CODE = np.full(256, 4, dtype=np.uint8)
 for _i, _b in enumerate(_BASES):
-    _CODE[ord(_b)] = _i
-_AMINO_BYTES = np.frombuffer(_AMINO.encode("ascii"), dtype=np.uint8)
-_COMPLEMENT = str.maketrans("ACGT", "TGCA")
+    _CODE[ord(_b)] = _CODE[ord(_b.lower())] = _i
+_COMPLEMENT_BASE = (2, 3, 0, 1)  # T<->A, C<->G in TCAG codes
+#: Base-5 index 25*b1 + 5*b2 + b3 of the triplet starting at a position (4 = a letter other than ACGT) → the amino-acid
+#: byte of that codon (``_AMINO_FORWARD``) and of its reverse complement, the codon the minus strand reads over the
+#: same three letters (``_AMINO_REVERSE``); 0 when a letter is not A/C/G/T (the original drops such codons).
+_AMINO_FORWARD = np.zeros(125, dtype=np.uint8)
+_AMINO_REVERSE = np.zeros(125, dtype=np.uint8)
+for _i in range(4):
+    for _j in range(4):
+        for _k in range(4):
+            _ci, _cj, _ck = (_COMPLEMENT_BASE[x] for x in (_i, _j, _k))
+            _AMINO_FORWARD[25 * _i + 5 * _j + _k] = ord(_AMINO[16 * _i + 4 * _j + _k])
+            _AMINO_REVERSE[25 * _i + 5 * _j + _k] = ord(_AMINO[16 * _ck + 4 * _cj + _ci])
+_STOP = ord("*")
+_COMPLEMENT = bytes.maketrans(b"ACGT", b"TGCA")
+_OFFSET3 = np.arange(3, dtype=np.int64)
+#: Upper bound on the bases translated in one numpy pass, so memory stays bounded for reads of any length.
+GROUP_BASES = 1 << 21
+#: Windows sharing one length are translated together without a per-codon mask when at least this many share it.
+UNIFORM_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -44,35 +67,76 @@ class Frame:
     protein: str
 
 
-def window_starts(length: int, chunk: int) -> list[int]:
-    """Start offsets of the original's windows over a read of ``length`` letters (each window takes ``chunk``).
+@dataclass
+class BlockFrames:
+    """Windows and kept frames of a block of reads, in the original's order (read, window, F1..R3).
 
-    k = ceil(length/chunk) windows; the overlap r = k*chunk - length is spread by the original's integer rule:
-    u copies of q+1, then max(0, k-1-u) copies of q, then 0, of which the first k are the shifts.
+    Per read: ``windows``, ``frames`` (kept), ``tokens`` (kept frames' residues + 2 each, the ESM-2 cost) and
+    ``codons`` (translatable codons over all six frames of all its windows; 0 means nothing could be translated).
+    Per window: ``window_read`` (read index), ``window_number`` (k from 1), ``window_start`` (in the read) and
+    ``window_length``. Per kept frame: ``frame_window`` (window index), ``frame_kind`` (0..5 = F1..R3), and its
+    ``nucleotides`` / ``proteins`` as upper-case ASCII bytes.
     """
-    if length <= 0:
-        return []
-    k = -(-length // chunk)
-    r = k * chunk - length
-    q = r // k
+
+    windows: np.ndarray
+    frames: np.ndarray
+    tokens: np.ndarray
+    codons: np.ndarray
+    window_read: np.ndarray
+    window_number: np.ndarray
+    window_start: np.ndarray
+    window_length: np.ndarray
+    frame_window: np.ndarray
+    frame_kind: np.ndarray
+    nucleotides: list[bytes]
+    proteins: list[bytes]
+
+
+def window_table(lengths: np.ndarray | Sequence[int], chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(read index, window number from 1, start in the read, length)`` of every window of reads of ``lengths``.
+
+    Per read of n letters: k = ceil(n/c) windows; the overlap r = k*c - n is spread by the original's integer rule:
+    q = r // k, u = r - q*(k-1), shifts = u copies of q+1, then max(0, k-1-u) copies of q, then 0 (first k used), and
+    window i starts at i*c minus the sum of the first i shifts. That sum is i*(q+1) while i <= u, else
+    u*(q+1) + (i-u)*q, which lets every window of every read be computed at once.
+    """
+    n = np.asarray(lengths, dtype=np.int64)
+    k = -(-n // chunk)
+    r = k * chunk - n
+    q = r // np.maximum(k, 1)
     u = r - q * (k - 1)
-    shifts = ([q + 1] * u + [q] * max(0, k - 1 - u) + [0])[:k]
-    starts, shifted = [], 0
-    for i in range(k):
-        starts.append(i * chunk - shifted)
-        shifted += shifts[i]
-    return starts
+    read = np.repeat(np.arange(len(n), dtype=np.int64), k)
+    i = np.arange(len(read), dtype=np.int64) - np.repeat(np.cumsum(k) - k, k)
+    qq, uu = q[read], u[read]
+    start = i * chunk - np.where(i <= uu, i * (qq + 1), uu * (qq + 1) + (i - uu) * qq)
+    length = np.clip(n[read] - start, 0, chunk)
+    return read, i + 1, start, length
+
+
+def window_starts(length: int, chunk: int) -> list[int]:
+    """Start offsets of the original's windows over a read of ``length`` letters (see :func:`window_table`)."""
+    return window_table([max(length, 0)], chunk)[2].tolist()
 
 
 def windows(read_id: str, sequence: str, chunk: int) -> Iterator[tuple[str, str]]:
     """``(window_id, window_sequence)`` pairs, case kept, ids ``{read_id}_chunk_{k}`` with k from 1."""
-    for k, start in enumerate(window_starts(len(sequence), chunk), start=1):
-        yield f"{read_id}_chunk_{k}", sequence[start : start + chunk]
+    _, number, start, length = window_table([len(sequence)], chunk)
+    for k, s, n in zip(number.tolist(), start.tolist(), length.tolist()):
+        yield f"{read_id}_chunk_{k}", sequence[s : s + n]
 
 
 def reverse_complement(sequence: str) -> str:
     """The original's reverse complement: swaps A/T and C/G only; other letters (N, R, Y, ...) stay as they are."""
-    return sequence.translate(_COMPLEMENT)[::-1]
+    return sequence.translate(str.maketrans("ACGT", "TGCA"))[::-1]
+
+
+def _triplet_index(buf: bytes) -> np.ndarray:
+    """Base-5 index of the triplet starting at each position 0..len-3 of ``buf`` (letters of any case)."""
+    codes = np.take(_CODE, np.frombuffer(buf, dtype=np.uint8))
+    index = codes[:-2] * np.uint8(25)
+    index += codes[1:-1] * np.uint8(5)
+    index += codes[2:]
+    return index
 
 
 def translate(sequence: str) -> str:
@@ -80,20 +144,154 @@ def translate(sequence: str) -> str:
     n = len(sequence) // 3
     if n == 0:
         return ""
-    codes = _CODE[np.frombuffer(sequence[: 3 * n].encode("ascii", "replace"), dtype=np.uint8)].reshape(n, 3)
-    valid = (codes < 4).all(axis=1)
-    index = codes[valid].astype(np.int64) @ np.array([16, 4, 1], dtype=np.int64)
-    return _AMINO_BYTES[index].tobytes().decode("ascii")
+    amino = np.take(_AMINO_FORWARD, _triplet_index(sequence[: 3 * n].encode("ascii", "replace"))[::3])
+    return amino[amino != 0].tobytes().decode("ascii")
+
+
+class _Strands:
+    """Amino-acid bytes of every codon of a stretch of sequence on both strands, padded so any frame row can be read
+    as a strided view: forward rows step +3 from the frame's first codon, reverse rows step -3 from the forward
+    position of the minus strand's first codon (the triplet whose reverse complement it is)."""
+
+    def __init__(self, buf: bytes, width: int) -> None:
+        index = _triplet_index(buf) if len(buf) >= 3 else np.zeros(0, dtype=np.uint8)
+        self.pad = pad = 3 * width + 3
+        n = len(index)
+        self.forward = np.zeros(n + pad, dtype=np.uint8)
+        np.take(_AMINO_FORWARD, index, out=self.forward[:n])
+        self.reverse = np.zeros(n + 2 * pad, dtype=np.uint8)
+        np.take(_AMINO_REVERSE, index, out=self.reverse[pad : pad + n])
+        self.width = width
+
+    def rows(self, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(windows, 6, width) amino bytes of F1, F2, F3, R1, R2, R3; positions past a frame's last codon unmasked."""
+        width = self.width
+        n_codon = max(len(self.forward) - self.pad, 1)
+        forward = as_strided(self.forward, shape=(len(self.forward) - 3 * width, width), strides=(1, 3), writeable=False)
+        first = np.clip(starts[:, None] + _OFFSET3, 0, n_codon - 1)
+        out = np.empty((len(starts), 6, width), dtype=np.uint8)
+        out[:, :3] = forward[first]
+        # minus strand, frame f: first codon over forward letters s+L-3-f, then 3 letters further back each codon
+        reverse = as_strided(self.reverse[self.pad :], shape=(n_codon, width), strides=(1, -3), writeable=False)
+        first = np.clip((starts + lengths - 3)[:, None] - _OFFSET3, 0, n_codon - 1)
+        out[:, 3:] = reverse[first]
+        return out
+
+
+def _frames_of_windows(strands: _Strands, starts: np.ndarray, lengths: np.ndarray, uniform: bool):
+    """Per window and frame the translatable codons; the kept (stop-free, non-empty) frames' row ids (6*window +
+    kind), protein lengths and proteins (concatenated, in row order)."""
+    rows = strands.rows(starts, lengths)
+    count = np.maximum((lengths[:, None] - np.array([0, 1, 2, 0, 1, 2])) // 3, 0)  # codons each frame really reads
+    width = strands.width
+    if uniform:  # one length: each frame reads a fixed number of codons, only whole columns need clearing
+        for kind, c in enumerate(count[0].tolist()):
+            if c < width:
+                rows[:, kind, c:] = 0
+    else:
+        rows[np.arange(width) >= count[:, :, None]] = 0
+    flat = rows.reshape(-1, width)
+    valid = np.count_nonzero(flat, axis=1)
+    kept = np.flatnonzero((valid > 0) & ~(flat == _STOP).any(axis=1))
+    kept_rows = flat[kept]
+    return valid.reshape(-1, 6), kept, valid[kept], kept_rows[kept_rows != 0].tobytes()
+
+
+def _nucleotides(upper: bytes, starts: np.ndarray, lengths: np.ndarray, kinds: np.ndarray, protein_len: np.ndarray) -> list[bytes]:
+    """The original's nucleotide slice of each kept frame: ``3 * len(protein) + 1`` letters of the frame's strand
+    from its offset (fewer when the window ends first), taken from the upper-cased ``upper``; on the minus strand the
+    slice is the reverse complement of the matching forward letters."""
+    offset = kinds % 3
+    n = np.minimum(3 * protein_len + 1, lengths - offset)
+    forward = kinds < 3
+    first = np.where(forward, starts + offset, starts + lengths - offset - n)
+    out = [upper[a:b] for a, b in zip(first.tolist(), (first + n).tolist())]
+    for i in np.flatnonzero(~forward).tolist():
+        out[i] = out[i].translate(_COMPLEMENT)[::-1]
+    return out
+
+
+def block_frames(
+    sequences: Sequence[bytes], chunk: int, group_bases: int = GROUP_BASES, joined: bytes | None = None, lengths: np.ndarray | None = None
+) -> BlockFrames:
+    """Windows and stop-free frames of ``sequences`` (ASCII bytes, any case; pass ``b""`` for a read to skip).
+
+    ``joined`` (``b"".join(sequences)``) and ``lengths`` (their lengths) may be passed when the caller has them."""
+    n_reads = len(sequences)
+    if lengths is None:
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n_reads)
+    w_read, w_number, w_start, w_length = window_table(lengths, chunk)
+    g_start = (np.cumsum(lengths) - lengths)[w_read] + w_start  # window start in the concatenated block
+    buf = b"".join(sequences) if joined is None else joined
+    n_windows = len(w_read)
+    valid_rows = np.zeros((n_windows, 6), dtype=np.int64)
+    kept_parts: list[np.ndarray] = []
+    plen_parts: list[np.ndarray] = []
+    protein_parts: list[bytes] = []
+    nucleotide_parts: list[list[bytes]] = []
+    cumulative = np.cumsum(w_length)
+    first = 0
+    while first < n_windows:  # stretches of whole windows of at most ~group_bases letters
+        base = int(cumulative[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(cumulative, base + group_bases, side="right")))
+        lo, hi = int(g_start[first]), int(g_start[last - 1] + w_length[last - 1])
+        segment = buf[lo:hi]
+        upper = segment.upper()
+        starts, lens = g_start[first:last] - lo, w_length[first:last]
+        strands = _Strands(segment, int(lens.max()) // 3)
+        values, inverse, counts = np.unique(lens, return_inverse=True, return_counts=True)
+        big = counts >= UNIFORM_MIN
+        groups = [(np.flatnonzero(inverse == g), True) for g in np.flatnonzero(big)]
+        rest = np.flatnonzero(~big[inverse])
+        if len(rest):
+            groups.append((rest, len(values[~big]) == 1))
+        for members, uniform in groups:
+            if strands.width == 0:
+                continue
+            valid, kept, plen, proteins = _frames_of_windows(strands, starts[members], lens[members], uniform)
+            valid_rows[first + members] = valid
+            window = members[kept // 6]
+            kept_parts.append(6 * (first + window) + kept % 6)
+            plen_parts.append(plen)
+            protein_parts.append(proteins)
+            nucleotide_parts.append(_nucleotides(upper, starts[window], lens[window], kept % 6, plen))
+        first = last
+    kept = np.concatenate(kept_parts) if kept_parts else np.zeros(0, dtype=np.int64)
+    plen = np.concatenate(plen_parts) if plen_parts else np.zeros(0, dtype=np.int64)
+    joined = b"".join(protein_parts)
+    ends = np.cumsum(plen)
+    proteins = [joined[a:b] for a, b in zip((ends - plen).tolist(), ends.tolist())]
+    nucleotides = [n for part in nucleotide_parts for n in part]
+    if len(kept_parts) > 1:  # groups were translated apart: back to window order, F1..R3 within a window
+        order = np.argsort(kept, kind="stable")
+        kept, plen = kept[order], plen[order]
+        order_list = order.tolist()
+        proteins = [proteins[i] for i in order_list]
+        nucleotides = [nucleotides[i] for i in order_list]
+    frame_window = kept // 6
+    frame_read = w_read[frame_window]
+    return BlockFrames(
+        windows=np.bincount(w_read, minlength=n_reads),
+        frames=np.bincount(frame_read, minlength=n_reads),
+        tokens=np.bincount(frame_read, weights=plen + 2, minlength=n_reads).astype(np.int64),
+        codons=np.bincount(w_read, weights=valid_rows.sum(axis=1), minlength=n_reads).astype(np.int64),
+        window_read=w_read,
+        window_number=w_number,
+        window_start=w_start,
+        window_length=w_length,
+        frame_window=frame_window,
+        frame_kind=kept % 6,
+        nucleotides=nucleotides,
+        proteins=proteins,
+    )
 
 
 def six_frames(window_id: str, window: str) -> list[Frame]:
     """The window's stop-free frames in the original order F1, F2, F3, R1, R2, R3 (window upper-cased first)."""
-    upper = window.upper()
-    kept: list[Frame] = []
-    for strand, names in ((upper, FRAME_NAMES[:3]), (reverse_complement(upper), FRAME_NAMES[3:])):
-        for offset, name in enumerate(names):
-            protein = translate(strand[offset:])
-            if protein and "*" not in protein:
-                nucleotide = strand[offset : offset + 3 * len(protein) + 1]
-                kept.append(Frame(window_id + name, nucleotide, protein))
-    return kept
+    if not window:
+        return []
+    block = block_frames([window.encode("ascii", "replace")], len(window))
+    return [
+        Frame(window_id + FRAME_NAMES[kind], nuc.decode("ascii"), prot.decode("ascii"))
+        for kind, nuc, prot in zip(block.frame_kind.tolist(), block.nucleotides, block.proteins)
+    ]

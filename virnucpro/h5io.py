@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -34,16 +34,18 @@ class H5Table:
 
 
 class MatrixWriter:
-    """Write a [len(ids), dim] matrix row block by row block, in any order, then commit atomically.
+    """Write a [rows, dim] matrix block by block, then commit atomically.
 
-    Rows are placed by their index in ``ids`` so an embedder may compute in length-sorted order while the file keeps
-    input order, with host memory bounded by one batch. Non-finite values are refused with the ids named.
+    Two ways to fill it. With ``ids`` given up front (merge), :meth:`write_rows` places rows by index in any order.
+    With ``ids=None`` (the embedding engine) the file grows: :meth:`append` adds ids and rows at the end in input
+    order, so the writer never needs the whole id list and host memory stays bounded by one block whatever the
+    input size. Non-finite values are refused with the ids named.
     """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
-        ids: Sequence[str],
+        ids: Sequence[str] | None,
         dim: int,
         *,
         dataset: str = "embeddings",
@@ -54,21 +56,34 @@ class MatrixWriter:
             raise ValueError(f"store dtype must be one of {sorted(STORE_DTYPES)}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.ids = list(ids)
+        self.appending = ids is None
+        self.ids = [] if ids is None else list(ids)
         self.dim = int(dim)
         self.dataset = dataset
+        if self.appending and self.dim < 1:
+            raise ValueError("a growing (ids=None) file needs a positive dim")
         self._tmp = temp_name(self.path)
         self._filled = np.zeros(len(self.ids), dtype=bool)
         self._invalid = np.zeros(len(self.ids), dtype=bool)
+        self._invalid_appended: list[np.ndarray] = []  # appending mode: indices of invalid rows, block by block
+        self._rows = 0  # appending mode: rows written so far
         self._fh = h5py.File(self._tmp, "w")
-        self._fh.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=_STR)
-        chunk_rows = max(1, min(len(self.ids), max(1, (1 << 20) // max(1, self.dim * 4))))
-        self._data = self._fh.create_dataset(
-            dataset,
-            shape=(len(self.ids), self.dim),
-            dtype=STORE_DTYPES[store_dtype],
-            chunks=(chunk_rows, self.dim) if self.ids and self.dim else None,
-        )
+        # about 1 MiB per HDF5 chunk: big enough for fast sequential writes, small enough for random reads
+        chunk_rows = max(1, (1 << 20) // max(1, self.dim * 4))
+        if self.appending:
+            self._ids = self._fh.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(16384,))
+            self._data = self._fh.create_dataset(
+                dataset, shape=(0, self.dim), maxshape=(None, self.dim), dtype=STORE_DTYPES[store_dtype],
+                chunks=(chunk_rows, self.dim),
+            )
+        else:
+            self._fh.create_dataset("ids", data=np.array(self.ids, dtype=object), dtype=_STR)
+            self._data = self._fh.create_dataset(
+                dataset,
+                shape=(len(self.ids), self.dim),
+                dtype=STORE_DTYPES[store_dtype],
+                chunks=(min(len(self.ids), chunk_rows), self.dim) if self.ids and self.dim else None,
+            )
         base = {"dim": self.dim, "rows": len(self.ids), "tool_version": __version__, "store_dtype": store_dtype}
         for key, value in {**base, **dict(attrs or {})}.items():
             self._fh.attrs[key] = value
@@ -76,24 +91,54 @@ class MatrixWriter:
 
     def write_rows(self, rows: np.ndarray | Sequence[int], values: np.ndarray) -> None:
         """Store ``values[i]`` at row ``rows[i]``; raises :class:`NumericError` on NaN/Inf, naming the ids."""
+        if self.appending:
+            raise RuntimeError("write_rows needs the ids up front; a growing file is filled with append()")
         rows = np.asarray(rows, dtype=np.int64)
         values = np.asarray(values, dtype=np.float32)
         if values.shape != (len(rows), self.dim):
             raise ValueError(f"expected {(len(rows), self.dim)} values, got {values.shape}")
-        bad = ~np.isfinite(values).all(axis=1)
-        if bad.any():
-            names = [self.ids[i] for i in rows[bad][:5]]
-            raise NumericError(
-                f"{self.path}: non-finite values (NaN/Inf) computed for {int(bad.sum())} sequence(s), e.g. {names}"
-                " — nothing was written"
-            )
+        self._refuse_non_finite(values, lambda bad: [self.ids[i] for i in rows[bad][:5]])
         order = np.argsort(rows, kind="stable")
         self._data[rows[order]] = values[order]
         self._filled[rows] = True
 
+    def append(self, ids: Sequence[str], values: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Add ``ids`` and their rows at the end of a growing file (``ids=None`` at creation).
+
+        ``valid`` (False = could not be computed, see :meth:`mark_invalid`) stores zeros for those rows whatever
+        ``values`` holds; NaN/Inf in a valid row raise :class:`NumericError` naming the ids.
+        """
+        if not self.appending:
+            raise RuntimeError("append() is for files created with ids=None")
+        n = len(ids)
+        values = np.asarray(values)
+        if values.shape != (n, self.dim):
+            raise ValueError(f"expected {(n, self.dim)} values, got {values.shape}")
+        if valid is not None and not valid.all():
+            values = np.where(valid[:, None], values, 0)
+            self._invalid_appended.append(self._rows + np.flatnonzero(~valid))
+        self._refuse_non_finite(values, lambda bad: [ids[i] for i in np.flatnonzero(bad)[:5]])
+        if n == 0:
+            return
+        start, self._rows = self._rows, self._rows + n
+        self._ids.resize((self._rows,))
+        self._ids[start:] = np.array(ids, dtype=object)
+        self._data.resize((self._rows, self.dim))
+        self._data[start:] = values
+
+    def _refuse_non_finite(self, values: np.ndarray, names: Callable[[np.ndarray], list[str]]) -> None:
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            raise NumericError(
+                f"{self.path}: non-finite values (NaN/Inf) computed for {int(bad.sum())} sequence(s), e.g. {names(bad)}"
+                " — nothing was written"
+            )
+
     def mark_invalid(self, rows: np.ndarray | Sequence[int]) -> None:
         """Record rows that could not be computed (a sequence too large for the device): stored as zeros with
         ``valid`` False, so downstream stages drop them explicitly instead of scoring garbage."""
+        if self.appending:
+            raise RuntimeError("in a growing file, invalid rows are flagged through append(valid=...)")
         rows = np.sort(np.asarray(rows, dtype=np.int64))
         self._data[rows] = np.zeros((len(rows), self.dim), dtype=np.float32)
         self._filled[rows] = True
@@ -105,6 +150,11 @@ class MatrixWriter:
         if missing.size:
             self.abort()
             raise RuntimeError(f"{self.path}: {missing.size} rows never written, e.g. {self.ids[missing[0]]}")
+        if self.appending:
+            self._fh.attrs["rows"] = self._rows
+            self._invalid = np.zeros(self._rows if self._invalid_appended else 0, dtype=bool)
+            for block in self._invalid_appended:
+                self._invalid[block] = True
         if self._invalid.any():
             self._fh.create_dataset("valid", data=~self._invalid)
             self._fh.attrs["invalid_rows"] = int(self._invalid.sum())
@@ -153,7 +203,9 @@ def write_matrix(
 class MatrixReader:
     """Open a complete file for block-wise reading, so predict and merge stay flat in memory on big shards.
 
-    Opening validates it: a truncated, incomplete or inconsistent file is an :class:`InputError`, never read as done.
+    Opening validates it: a truncated file, one marked incomplete (``complete`` false) or one whose datasets and
+    attributes disagree is an :class:`InputError`, never read as done. The ``complete``/``rows``/``dim`` attributes are
+    checked when present and not required, so files in the documented layout from other tools are accepted.
     """
 
     def __init__(self, path: str | os.PathLike[str], dataset: str | None = None) -> None:
@@ -167,14 +219,24 @@ class MatrixReader:
             if "ids" not in self._fh or name not in self._fh:
                 raise InputError(f"{self.path}: not a virnucpro HDF5 file (needs datasets 'ids' and '{name}')")
             self.attrs = {k: _plain(v) for k, v in self._fh.attrs.items()}
-            if not self.attrs.get("complete", False):
-                raise InputError(f"{self.path}: incomplete file (its writer did not finish); delete it and re-run")
+            # Only the datasets are the documented layout; our attributes are optional, so a file written by another
+            # tool is read. What is refused: a file explicitly marked unfinished, or one that contradicts itself.
+            if "complete" in self.attrs and not self.attrs["complete"]:
+                raise InputError(f"{self.path}: marked incomplete (attribute complete=false: its writer did not finish); delete it and re-run")
             self.ids = [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in self._fh["ids"][()]]
             self._data = self._fh[name]
+            if self._data.ndim != 2:
+                raise InputError(f"{self.path}: dataset '{name}' must be a 2-D matrix (rows x dims), has shape {self._data.shape}")
+            if self._data.shape[0] != len(self.ids):
+                raise InputError(f"{self.path}: {len(self.ids)} ids but dataset '{name}' has {self._data.shape[0]} rows")
+            if "rows" in self.attrs and self.attrs["rows"] != len(self.ids):
+                raise InputError(f"{self.path}: attribute rows={self.attrs['rows']} but the file holds {len(self.ids)} ids")
+            if "dim" in self.attrs and self.attrs["dim"] != self._data.shape[1]:
+                raise InputError(f"{self.path}: attribute dim={self.attrs['dim']} but dataset '{name}' has {self._data.shape[1]} columns")
             #: False for rows that could not be computed (see :meth:`MatrixWriter.mark_invalid`).
             self.valid = np.asarray(self._fh["valid"][()], dtype=bool) if "valid" in self._fh else np.ones(len(self.ids), dtype=bool)
-            if self._data.ndim != 2 or self._data.shape[0] != len(self.ids) or self.attrs.get("rows") != len(self.ids):
-                raise InputError(f"{self.path}: {len(self.ids)} ids but matrix of shape {self._data.shape}")
+            if self.valid.shape != (len(self.ids),):
+                raise InputError(f"{self.path}: dataset 'valid' has shape {self.valid.shape}, expected ({len(self.ids)},)")
         except InputError:
             self._fh.close()
             raise

@@ -18,7 +18,7 @@ import torch
 from virnucpro.atomic import atomic_text
 from virnucpro.errors import InputError, NumericError
 from virnucpro.h5io import MatrixReader, MatrixWriter
-from virnucpro.models.classifier import MLPClassifier, load_classifier
+from virnucpro.models.classifier import MLPClassifier, check_classifier, load_classifier
 
 log = logging.getLogger("virnucpro.predict")
 
@@ -138,5 +138,6 @@ def cli_predict(args: argparse.Namespace) -> int:
     """``virnucpro predict``."""
     if args.batch_size < 1:
         raise InputError("--batch-size must be positive")
+    check_classifier(args.classifier, args.chunk_length, args.allow_chunk_mismatch)
     predict_frames(args.features, args.classifier, args.output, args.batch_size, args.device)
     return 0

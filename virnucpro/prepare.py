@@ -1,29 +1,50 @@
 """Prepare stage: FASTA → windows → stop-free frames → token-balanced paired shards, ``reads.tsv``, ``manifest.json``.
 
-Streams the input (memory stays flat except for the set of seen ids), assigns whole reads to shards so that a read's
-frames keep their original order inside one shard, and balances shards by ESM-2 tokens (protein length + BOS/EOS),
-the cost that dominates embedding time. Every input read gets a row in ``reads.tsv``, with a status when it yields no
-frame, so nothing is dropped silently. All files are written under temp names and renamed at the end; the manifest is
-written last, so its presence means the stage completed.
+Reads are processed a block at a time (about :data:`~virnucpro.fasta.BLOCK_BYTES` of FASTA): the reading process
+cuts the input at record boundaries, :func:`process_block` parses a block, translates all its windows at once
+(:func:`virnucpro.frames.block_frames`) and formats its shard records and ``reads.tsv`` rows, and the reading process
+then assigns whole reads to shards in input order. With ``workers`` > 1 the blocks are processed by a pool of
+processes while the reading process keeps the order, so the outputs are byte-identical whatever the worker count,
+and memory stays at a few blocks per worker (plus the set of seen ids) whatever the input size.
+
+Shards are balanced by ESM-2 tokens (protein length + BOS/EOS), the cost that dominates embedding time; a read's
+frames stay together and in their original order inside one shard. Every input read gets a row in ``reads.tsv``, with
+a status when it yields no frame, so nothing is dropped silently. All files are written under temp names and renamed
+at the end; the manifest is written last, so its presence means the stage completed. The output folder is locked
+(:mod:`virnucpro.lock`) so a ``prepare`` and a ``run`` cannot write the same folder at once.
+
+Input that is not what it claims is handled loudly: RNA (U) is read as T with a counted warning per file; a file in
+which most records hold letters that are no nucleotide codes (a protein FASTA) is refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import heapq
 import json
 import logging
+import os
+import signal
+import sys
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from virnucpro import __version__
-from virnucpro.atomic import atomic_text, remove_stale_temps, temp_name
-from virnucpro.checksum import file_sha256
+from virnucpro.atomic import atomic_path, atomic_text, make_output_folder, names_path, remove_stale_temps, temp_name
 from virnucpro.errors import InputError
-from virnucpro.fasta import invalid_letters, read_fasta, write_record
-from virnucpro.frames import six_frames, windows
-from virnucpro.progress import progress_bar
+from virnucpro.fasta import BLOCK_BYTES, DNA_LETTERS, STDIN, InputStream, RawBlock, check_input, invalid_letters, parse_block, read_blocks
+from virnucpro.frames import FRAME_NAMES, block_frames
+from virnucpro.lock import folder_lock
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 log = logging.getLogger("virnucpro.prepare")
 
@@ -33,15 +54,288 @@ READS_HEADER = ("read_id", "file", "record", "length", "windows", "frames", "tok
 #: Per-read statuses written to reads.tsv (docs/output.md explains each).
 STATUS_OK = "ok"
 STATUS_NO_FRAME = "no_stop_free_frame"
+STATUS_NO_CODON = "no_translatable_codon"
 STATUS_TOO_SHORT = "too_short"
 STATUS_EMPTY = "empty"
 STATUS_INVALID = "invalid_characters"
 STATUS_DUPLICATE = "duplicate_id"
+#: Status codes used inside a block (index into this tuple); also the order of ``statuses`` in the manifest.
+STATUSES = (STATUS_OK, STATUS_NO_FRAME, STATUS_NO_CODON, STATUS_TOO_SHORT, STATUS_EMPTY, STATUS_INVALID, STATUS_DUPLICATE)
+_CODE = {name: i for i, name in enumerate(STATUSES)}
+
+#: A file in which more than this fraction of the non-empty records hold letters outside the nucleotide codes is
+#: refused as "not DNA" (most likely a protein FASTA), instead of ending as a run with every read unscored.
+NOT_DNA_FRACTION = 0.5
+
+# Letter class of every byte: 0 a nucleotide code (DNA_LETTERS without U), 1 U/u (RNA, read as T), 2 anything else.
+_LETTER_CLASS = np.full(256, 2, dtype=np.uint8)
+for _c in DNA_LETTERS:
+    _LETTER_CLASS[ord(_c)] = 1 if _c in "Uu" else 0
+_U_TO_T = bytes.maketrans(b"Uu", b"Tt")
+_DNA_BYTES = "".join(sorted(DNA_LETTERS - set("Uu"))).encode("ascii")
+_HEADER_TAIL = tuple(f"{name}\n".encode() for name in FRAME_NAMES)
+_WRAP = 60  # windows.fa is wrapped like Biopython's FASTA writer, as the original chunk file
 
 
 def frame_tokens(protein: str) -> int:
     """Balancing cost of one frame: its ESM-2 tokens (residues + BOS + EOS)."""
     return len(protein) + 2
+
+
+#: Cap of the automatic worker count: past it the reading process (ordering, shard writes) is the bottleneck, and a
+#: scheduler that does not pin CPUs (Docker without --cpuset) would otherwise see every core of the host.
+MAX_AUTO_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Every core this process may use (its CPU affinity: taskset, cpusets), at most :data:`MAX_AUTO_WORKERS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One block of reads (runs in a worker process when workers > 1)
+
+
+@dataclass
+class BlockResult:
+    """Everything the reading process needs from one block, formatted as far as possible.
+
+    ``nuc``/``prot``/``windows_text`` hold the block's records; ``*_ends`` (one more entry than reads) delimit each
+    read's part. ``rows`` is the block's reads.tsv text for the common case (no duplicate id, one shard); otherwise
+    the reading process builds the rows from the per-read arrays.
+    """
+
+    first_record: int
+    ids: list[str]
+    lengths: np.ndarray
+    windows: np.ndarray
+    frames: np.ndarray
+    tokens: np.ndarray
+    status: np.ndarray
+    nuc: bytes
+    prot: bytes
+    nuc_ends: np.ndarray
+    prot_ends: np.ndarray
+    windows_text: bytes
+    windows_ends: np.ndarray
+    rows: str
+    rna_reads: int
+    not_dna: int
+    nonempty: int
+    not_dna_example: str
+
+
+def _letter_classes(joined: bytes, lengths: np.ndarray) -> np.ndarray:
+    """Per read, the worst letter class it holds (0 DNA, 1 has U, 2 has other letters); 0 for empty reads.
+
+    ``joined`` is the block's sequences end to end. One C pass settles the usual block with nothing but nucleotide
+    codes; only a block holding something else is classified read by read.
+    """
+    worst = np.zeros(len(lengths), dtype=np.uint8)
+    if not joined.translate(None, _DNA_BYTES):
+        return worst
+    nonempty = lengths > 0
+    classes = _LETTER_CLASS[np.frombuffer(joined, dtype=np.uint8)]
+    starts = (np.cumsum(lengths) - lengths)[nonempty]
+    worst[nonempty] = np.maximum.reduceat(classes, starts)
+    return worst
+
+
+def _records_text(headers: list[bytes], header_sizes: np.ndarray, sequences: list[bytes]) -> tuple[bytes, np.ndarray]:
+    """FASTA text of (header line, one sequence line) records and the end offset of each record."""
+    if not headers:
+        return b"", np.zeros(0, dtype=np.int64)
+    parts: list[bytes] = [b"\n"] * (3 * len(headers))
+    parts[0::3] = headers
+    parts[1::3] = sequences
+    sizes = header_sizes + np.fromiter(map(len, sequences), np.int64, len(sequences)) + 1
+    return b"".join(parts), np.cumsum(sizes)
+
+
+def _per_read_ends(record_ends: np.ndarray, per_read: np.ndarray) -> np.ndarray:
+    """Offsets [0, end of read 1, end of read 2, ...] given each record's end and the records per read."""
+    ends = np.concatenate([[0], record_ends])
+    return ends[np.concatenate([[0], np.cumsum(per_read)])]
+
+
+def _rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarray) -> str:
+    """reads.tsv rows: id, file, record number, then ``columns`` (length, windows, frames, tokens, shard, status code).
+
+    The numeric tail of a row repeats a lot within a block (reads of one length give few distinct window/frame/token
+    counts), so each distinct tail is formatted once: this is the per-read cost of the stage, worth halving.
+    """
+    cache: dict[tuple, str] = {}
+
+    def tail(key: tuple) -> str:
+        text = cache[key] = "\t".join(map(str, key[:-1])) + f"\t{STATUSES[key[-1]]}\n"
+        return text
+
+    tails = [cache[key] if key in cache else tail(key) for key in zip(*(c.tolist() for c in columns))]
+    return "".join([f"{rid}\t{label}\t{number}\t{rest}" for rid, number, rest in zip(ids, range(first_record, first_record + len(ids)), tails)])
+
+
+def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, rows: bool) -> BlockResult:
+    """Parse, check, window, translate and format one block of reads (pure: depends on its arguments only)."""
+    parsed = parse_block(block)
+    ids, sequences = parsed.ids, parsed.sequences
+    n = len(ids)
+    lengths = np.fromiter(map(len, sequences), np.int64, n)
+    joined = b"".join(sequences)
+    worst = _letter_classes(joined, lengths)
+    work = sequences
+    rna = np.flatnonzero(worst == 1).tolist()
+    if worst.any():
+        work = list(sequences)
+        for i in np.flatnonzero(worst == 2).tolist():
+            work[i] = b""  # not DNA: listed as invalid_characters, never windowed
+            if not sequences[i].isascii():  # the length column counts letters, not UTF-8 bytes
+                lengths[i] = len(sequences[i].decode("utf-8", "replace"))
+        for i in rna:
+            work[i] = sequences[i].translate(_U_TO_T)
+        joined = b"".join(work)
+    frames = block_frames(work, chunk, joined=joined, lengths=lengths if work is sequences else None)
+
+    status = np.full(n, _CODE[STATUS_NO_FRAME], dtype=np.uint8)
+    status[frames.codons == 0] = _CODE[STATUS_NO_CODON]
+    status[lengths < 3] = _CODE[STATUS_TOO_SHORT]
+    status[frames.frames > 0] = _CODE[STATUS_OK]
+    status[worst == 2] = _CODE[STATUS_INVALID]
+    status[lengths == 0] = _CODE[STATUS_EMPTY]
+
+    ids_b = [i.encode("utf-8") for i in ids]
+    frame_window = frames.frame_window
+    headers = [
+        b">%s_chunk_%d%s" % (ids_b[r], k, _HEADER_TAIL[kind])
+        for r, k, kind in zip(
+            frames.window_read[frame_window].tolist(), frames.window_number[frame_window].tolist(), frames.frame_kind.tolist()
+        )
+    ]
+    header_sizes = np.fromiter(map(len, headers), np.int64, len(headers))
+    nuc, nuc_record_ends = _records_text(headers, header_sizes, frames.nucleotides)
+    prot, prot_record_ends = _records_text(headers, header_sizes, frames.proteins)
+
+    windows_text, windows_ends = b"", np.zeros(n + 1, dtype=np.int64)
+    if write_windows:
+        pieces: list[bytes] = []
+        for r, k, start, length in zip(
+            frames.window_read.tolist(), frames.window_number.tolist(), frames.window_start.tolist(), frames.window_length.tolist()
+        ):
+            window = work[r][start : start + length]
+            pieces.append(b">%s_chunk_%d\n%s\n" % (ids_b[r], k, b"\n".join(window[j : j + _WRAP] for j in range(0, length, _WRAP))))
+        windows_text = b"".join(pieces)
+        sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
+        windows_ends = _per_read_ends(np.cumsum(sizes), frames.windows)
+
+    text = ""
+    if rows:
+        shard = (frames.frames > 0).astype(np.int64)
+        text = _rows_text(ids, label, block.first_record, lengths, frames.windows, frames.frames, frames.tokens, shard, status)
+
+    not_dna = np.flatnonzero(worst == 2)
+    example = ""
+    if len(not_dna):
+        i = int(not_dna[0])
+        letters = invalid_letters(sequences[i].decode("utf-8", "replace"))
+        example = f"e.g. record {block.first_record + i} ({ids[i]}) has {letters[:12]!r}"
+    return BlockResult(
+        first_record=block.first_record,
+        ids=ids,
+        lengths=lengths,
+        windows=frames.windows,
+        frames=frames.frames,
+        tokens=frames.tokens,
+        status=status,
+        nuc=nuc,
+        prot=prot,
+        nuc_ends=_per_read_ends(nuc_record_ends, frames.frames),
+        prot_ends=_per_read_ends(prot_record_ends, frames.frames),
+        windows_text=windows_text,
+        windows_ends=windows_ends,
+        rows=text,
+        rna_reads=len(rna),
+        not_dna=len(not_dna),
+        nonempty=int(np.count_nonzero(lengths)),
+        not_dna_example=example,
+    )
+
+
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the reading process, which stops them cleanly (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_method():  # noqa: ANN202 - a multiprocessing context
+    """``fork`` (workers ready in milliseconds, nothing re-imported) when no other thread could hold a lock at fork
+    time and torch, whose thread pools do not survive a fork, is not loaded; ``spawn`` otherwise (``virnucpro run``).
+    tqdm's monitor thread only sleeps and the workers never touch tqdm, so it does not count."""
+    from multiprocessing import get_context  # imported when needed: start-up time counts for small inputs
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and t.name != "tqdm_monitor"]
+    if sys.platform.startswith("linux") and not others and "torch" not in sys.modules:
+        return get_context("fork")
+    return get_context("spawn")
+
+
+class BlockRunner:
+    """Runs :func:`process_block` over a stream of blocks, results in input order, in this process or a pool.
+
+    The pool starts only when an input has a second block, so small inputs never pay for it; while it starts, this
+    process handles the first block.
+    At most ``2 * workers`` blocks are in flight, which bounds memory.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, int(workers))
+        self._pool: ProcessPoolExecutor | None = None
+        self._context = _start_method()  # decided before this stage starts threads of its own
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_worker_init)
+        return self._pool
+
+    def map(self, blocks: Iterable[RawBlock], *args: object) -> Iterator[BlockResult]:
+        it = iter(blocks)
+        first = next(it, None)
+        if first is None:
+            return
+        second = next(it, None) if self.workers > 1 else None
+        if second is None:
+            yield process_block(first, *args)  # type: ignore[arg-type]
+            for block in it:
+                yield process_block(block, *args)  # type: ignore[arg-type]
+            return
+        pool = self._executor()
+        pending: deque[Future[BlockResult]] = deque([pool.submit(process_block, second, *args)])
+
+        def top_up() -> None:
+            while len(pending) < 2 * self.workers:
+                block = next(it, None)
+                if block is None:
+                    return
+                pending.append(pool.submit(process_block, block, *args))
+
+        top_up()
+        yield process_block(first, *args)  # type: ignore[arg-type]
+        while pending:
+            result = pending.popleft().result()
+            top_up()
+            yield result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Shards
 
 
 @dataclass
@@ -54,78 +348,105 @@ class Shard:
     frames: int = 0
     tokens: int = 0
     reads: int = 0
-    _nuc: TextIO | None = field(default=None, repr=False)
-    _prot: TextIO | None = field(default=None, repr=False)
+    _nuc: BinaryIO | None = field(default=None, repr=False)
+    _prot: BinaryIO | None = field(default=None, repr=False)
     _tmp: tuple[Path, Path] | None = field(default=None, repr=False)
+    # checksums of what is written, so the manifest needs no second read of the shard files
+    nuc_sha256: Any = field(default_factory=hashlib.sha256, repr=False)
+    prot_sha256: Any = field(default_factory=hashlib.sha256, repr=False)
 
     def open(self) -> None:
         self._tmp = (temp_name(self.nuc_path), temp_name(self.prot_path))
-        self._nuc = open(self._tmp[0], "w", encoding="utf-8", newline="\n")
-        self._prot = open(self._tmp[1], "w", encoding="utf-8", newline="\n")
+        with names_path(self.nuc_path):
+            self._nuc = open(self._tmp[0], "wb")
+            self._prot = open(self._tmp[1], "wb")
 
-    def add(self, frames: Sequence, tokens: int) -> None:
+    def write(self, nuc: bytes, prot: bytes) -> None:
         if self._nuc is None:
             self.open()
         assert self._nuc is not None and self._prot is not None
-        for frame in frames:
-            write_record(self._nuc, frame.id, frame.nucleotide)
-            write_record(self._prot, frame.id, frame.protein)
-        self.frames += len(frames)
-        self.tokens += tokens
-        self.reads += 1
+        with names_path(self.nuc_path):
+            self._nuc.write(nuc)
+            self._prot.write(prot)
+        self.nuc_sha256.update(nuc)
+        self.prot_sha256.update(prot)
 
     def finish(self) -> None:
         if self._nuc is None:
             self.open()
         assert self._nuc is not None and self._prot is not None and self._tmp is not None
-        self._nuc.close()
-        self._prot.close()
-        self._tmp[0].replace(self.nuc_path)
-        self._tmp[1].replace(self.prot_path)
+        with names_path(self.nuc_path):
+            self._nuc.close()
+            self._prot.close()
+            self._tmp[0].replace(self.nuc_path)
+            self._tmp[1].replace(self.prot_path)
 
     def discard(self) -> None:
         for handle in (self._nuc, self._prot):
             if handle is not None:
-                handle.close()
+                with contextlib.suppress(OSError):
+                    handle.close()
         for path in self._tmp or ():
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 class ShardSet:
-    """Assigns reads to shards: least-loaded of ``n`` fixed shards, or a new shard every ``tokens_per_shard``."""
+    """Assigns reads to shards: least-loaded of ``n`` fixed shards (ties: lowest index), or a new shard every
+    ``tokens_per_shard``. The least-loaded shard comes from a heap, so 1000 shards cost no more per read than one."""
 
     def __init__(self, outdir: Path, prefix: str, n_shards: int | None, tokens_per_shard: int | None) -> None:
-        if n_shards is not None and not 1 <= n_shards <= MAX_SHARDS:
-            raise InputError(f"--shards must be between 1 and {MAX_SHARDS}, got {n_shards}")
-        if tokens_per_shard is not None and tokens_per_shard < 1:
-            raise InputError(f"--tokens-per-shard must be positive, got {tokens_per_shard}")
         self.outdir, self.prefix = outdir, prefix
         self.tokens_per_shard = tokens_per_shard
         self.shards: list[Shard] = [self._new(i + 1) for i in range(n_shards or 1)]
         self.fixed = tokens_per_shard is None
+        self.single = self.fixed and len(self.shards) == 1
+        self._heap = [(0, s.index) for s in self.shards]
 
     def _new(self, index: int) -> Shard:
         stem = f"{self.prefix}_{index:04d}"
         return Shard(index, self.outdir / f"{stem}.nuc.fa", self.outdir / f"{stem}.prot.fa")
 
-    def add(self, frames: Sequence, tokens: int) -> int:
-        """Place one read's frames; returns the 1-based shard number."""
+    def assign(self, frames: int, tokens: int) -> int:
+        """Choose the shard of one read with ``frames`` > 0 frames worth ``tokens``; returns its 1-based number."""
         if self.fixed:
-            shard = min(self.shards, key=lambda s: (s.tokens, s.index))
+            load, index = heapq.heappop(self._heap)
+            heapq.heappush(self._heap, (load + tokens, index))
+            shard = self.shards[index - 1]
         else:
             shard = self.shards[-1]
             assert self.tokens_per_shard is not None
             if shard.frames and shard.tokens + tokens > self.tokens_per_shard:
                 shard = self._new(len(self.shards) + 1)
                 self.shards.append(shard)
-        shard.add(frames, tokens)
+        shard.frames += frames
+        shard.tokens += tokens
+        shard.reads += 1
         return shard.index
+
+    def assign_many(self, frames: list[int], tokens: list[int]) -> list[int]:
+        """:meth:`assign` for consecutive reads (each with frames), in order; the same choices, one call per block."""
+        if not self.fixed:
+            return [self.assign(f, t) for f, t in zip(frames, tokens)]
+        heap, pop, push = self._heap, heapq.heappop, heapq.heappush
+        chosen = []
+        for t in tokens:
+            load, index = pop(heap)
+            push(heap, (load + t, index))
+            chosen.append(index)
+        for index, f, t in zip(chosen, frames, tokens):
+            shard = self.shards[index - 1]
+            shard.frames += f
+            shard.tokens += t
+            shard.reads += 1
+        return chosen
 
     def finish(self) -> list[Shard]:
         """Close and rename the shards that hold frames (always at least one, possibly empty)."""
         kept = [s for s in self.shards if s.frames] or self.shards[:1]
+        keep = {s.index for s in kept}
         for shard in self.shards:
-            if shard in kept:
+            if shard.index in keep:
                 shard.finish()
             else:
                 shard.discard()
@@ -136,25 +457,51 @@ class ShardSet:
             shard.discard()
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# The stage
+
+
+class _NoProgress:
+    """What ``-q`` gets instead of a progress bar: accepts updates, shows nothing."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+
+def _progress(enabled: bool):  # noqa: ANN202 - a tqdm-like context manager
+    """The stage's progress bar; with progress off, a stand-in, so ``-q`` runs do not import tqdm at all."""
+    if not enabled:
+        return _NoProgress()
+    from virnucpro.progress import progress_bar
+
+    return progress_bar(desc="prepare", unit="read", enabled=True)
+
+
 def prepare_parameters(chunk_length: int, n_shards: int | None, tokens_per_shard: int | None, prefix: str) -> dict:
     """The manifest's record of what decides the shards (a resumed run compares it to decide reuse)."""
     return {"chunk_length": chunk_length, "shards": n_shards, "tokens_per_shard": tokens_per_shard, "prefix": prefix}
 
 
-def _read_status(sequence: str, n_frames: int, seen: bool) -> str:
-    if seen:
-        return STATUS_DUPLICATE
-    if not sequence:
-        return STATUS_EMPTY
-    if invalid_letters(sequence):
-        return STATUS_INVALID
-    if n_frames:
-        return STATUS_OK
-    return STATUS_TOO_SHORT if len(sequence) < 3 else STATUS_NO_FRAME
+def input_label(path: str | os.PathLike[str]) -> str:
+    """The ``file`` column of reads.tsv: the file name, ``stdin`` for ``-``."""
+    return "stdin" if str(path) == STDIN else Path(path).name
+
+
+@dataclass
+class _Totals:
+    counts: dict[str, int] = field(default_factory=lambda: {"reads": 0, "windows": 0, "frames": 0, "tokens": 0})
+    statuses: np.ndarray = field(default_factory=lambda: np.zeros(len(STATUSES), dtype=np.int64))
+    seen: set[str] = field(default_factory=set)
 
 
 def prepare(
-    inputs: Sequence[Path],
+    inputs: Sequence[Path | str],
     outdir: Path,
     chunk_length: int = 500,
     *,
@@ -163,43 +510,81 @@ def prepare(
     prefix: str = "shard",
     write_windows: bool = False,
     progress: bool = True,
+    workers: int = 1,
+    block_bytes: int = BLOCK_BYTES,
+    allow_empty: bool = False,
 ) -> dict:
-    """Run the prepare stage; returns the manifest (also written to ``outdir/manifest.json``)."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(outdir)
+    """Run the prepare stage; returns the manifest (also written to ``outdir/manifest.json``).
+
+    ``inputs`` are FASTA files (plain or gzip), ``-`` (standard input) or stream paths; ``workers`` > 1 processes
+    blocks of reads in that many processes (outputs identical to ``workers=1``). ``allow_empty`` turns an input with
+    no records from an error into a warning (a pipeline sample must not stop the others; its empty tables say why).
+    """
     if n_shards is not None and tokens_per_shard is not None:
         raise InputError("give either --shards or --tokens-per-shard, not both")
-    shards = ShardSet(outdir, prefix, n_shards, tokens_per_shard)
-    seen: set[str] = set()
-    counts = {"reads": 0, "windows": 0, "frames": 0, "tokens": 0}
-    statuses: dict[str, int] = {}
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if n_shards is not None and not 1 <= n_shards <= MAX_SHARDS:
+        raise InputError(f"--shards must be between 1 and {MAX_SHARDS}, got {n_shards}")
+    if tokens_per_shard is not None and tokens_per_shard < 1:
+        raise InputError(f"--tokens-per-shard must be positive, got {tokens_per_shard}")
+    for path in inputs:
+        check_input(path)  # a missing input or a directory is refused before anything is created
+    outdir = make_output_folder(outdir)  # nothing is created before the options and inputs passed
+    with folder_lock(outdir):
+        remove_stale_temps(outdir)
+        shards = ShardSet(outdir, prefix, n_shards, tokens_per_shard)
+        runner = BlockRunner(workers)
+        try:
+            return _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shards, tokens_per_shard, write_windows, progress, block_bytes, allow_empty)
+        except BaseException:
+            shards.discard()
+            raise
+        finally:
+            runner.close()
+
+
+def _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shards, tokens_per_shard, write_windows, progress, block_bytes, allow_empty) -> dict:
+    totals = _Totals()
     input_info = []
-    try:
-        with contextlib.ExitStack() as stack:
-            reads_out = stack.enter_context(atomic_text(outdir / "reads.tsv"))
-            reads_out.write("\t".join(READS_HEADER) + "\n")
-            windows_out = stack.enter_context(atomic_text(outdir / "windows.fa")) if write_windows else None
-            bar = stack.enter_context(progress_bar(desc="prepare", unit="read", enabled=progress))
-            for path in inputs:
-                records = 0
-                for record in read_fasta(path):
-                    records += 1
-                    row = _prepare_read(record, path, chunk_length, seen, shards, windows_out)
-                    reads_out.write("\t".join(map(str, row)) + "\n")
-                    counts["reads"] += 1
-                    counts["windows"] += row[4]
-                    counts["frames"] += row[5]
-                    counts["tokens"] += row[6]
-                    statuses[row[-1]] = statuses.get(row[-1], 0) + 1
-                    bar.update(1)
+    with contextlib.ExitStack() as stack:
+        reads_out = stack.enter_context(atomic_text(outdir / "reads.tsv"))
+        reads_out.write("\t".join(READS_HEADER) + "\n")
+        windows_out: BinaryIO | None = None
+        if write_windows:
+            windows_out = stack.enter_context(open(stack.enter_context(atomic_path(outdir / "windows.fa")), "wb"))
+        bar = stack.enter_context(_progress(progress))
+        for path in inputs:
+            label = input_label(path)
+            records = rna = not_dna = nonempty = 0
+            example = ""
+            with InputStream(path) as stream:
+                blocks = read_blocks(stream, block_bytes)
+                for result in runner.map(blocks, chunk_length, label, write_windows, shards.single):
+                    _take(result, label, shards, totals, reads_out, windows_out)
+                    n = len(result.ids)
+                    records += n
+                    rna += result.rna_reads
+                    not_dna += result.not_dna
+                    nonempty += result.nonempty
+                    example = example or result.not_dna_example
+                    bar.update(n)
+                name = stream.name
+                if records == 0 and not allow_empty:
+                    raise InputError(f"{name}: no FASTA records (empty file?)")
                 if records == 0:
-                    raise InputError(f"{path}: no FASTA records (empty file?)")
-                input_info.append({"path": str(path), "sha256": file_sha256(path), "records": records})
-            kept = shards.finish()
-    except BaseException:
-        shards.discard()
-        raise
+                    log.warning("%s: no FASTA records; recorded with 0 reads (--allow-empty)", name)
+                if not_dna > NOT_DNA_FRACTION * nonempty:
+                    raise InputError(
+                        f"{name}: {not_dna} of {nonempty} records hold letters that are not nucleotide codes "
+                        f"({example}); is this a protein FASTA? VirNucPro needs DNA (or RNA) sequences"
+                    )
+                if rna:
+                    log.warning("%s: %d read(s) contain U (RNA); U was read as T for windows, frames and embeddings", name, rna)
+                input_info.append({"path": str(path), "sha256": stream.sha256(), "records": records, "rna_reads": rna})
+        kept = shards.finish()
+    counts = totals.counts
+    statuses = {name: int(c) for name, c in zip(STATUSES, totals.statuses.tolist()) if c}
     manifest = {
         "tool": "virnucpro",
         "version": __version__,
@@ -216,8 +601,8 @@ def prepare(
                 "reads": s.reads,
                 "frames": s.frames,
                 "tokens": s.tokens,
-                "nuc_sha256": file_sha256(s.nuc_path),
-                "prot_sha256": file_sha256(s.prot_path),
+                "nuc_sha256": s.nuc_sha256.hexdigest(),
+                "prot_sha256": s.prot_sha256.hexdigest(),
             }
             for s in kept
         ],
@@ -232,22 +617,66 @@ def prepare(
     return manifest
 
 
-def _prepare_read(record, path: Path, chunk: int, seen: set[str], shards: ShardSet, windows_out: TextIO | None) -> tuple:
-    """Windows and frames of one read, placed into a shard; returns its reads.tsv row."""
-    duplicate = record.id in seen
-    seen.add(record.id)
-    sequence = record.sequence
-    n_windows, frames = 0, []
-    if not duplicate and not invalid_letters(sequence):
-        for window_id, window in windows(record.id, sequence, chunk):
-            n_windows += 1
-            if windows_out is not None:
-                write_record(windows_out, window_id, window, 60)
-            frames.extend(six_frames(window_id, window))
-    tokens = sum(frame_tokens(f.protein) for f in frames)
-    shard = shards.add(frames, tokens) if frames else 0
-    status = _read_status(sequence, len(frames), duplicate)
-    return (record.id, path.name, record.number, len(sequence), n_windows, len(frames), tokens, shard, status)
+def _take(result: BlockResult, label: str, shards: ShardSet, totals: _Totals, reads_out, windows_out: BinaryIO | None) -> None:
+    """Place one processed block: duplicate ids, shard choice, and the writes, in input order.
+
+    Per-read Python runs only where the choice is per read (several shards) or a duplicate id was found."""
+    ids = result.ids
+    n = len(ids)
+    seen = totals.seen
+    duplicate: np.ndarray | None = None
+    if len(set(ids)) == n and seen.isdisjoint(ids):
+        seen.update(ids)
+    else:
+        duplicate = np.zeros(n, dtype=bool)
+        for i, rid in enumerate(ids):
+            if rid in seen:
+                duplicate[i] = True
+            else:
+                seen.add(rid)
+    windows, frames, tokens, status = result.windows, result.frames, result.tokens, result.status
+    if duplicate is not None:  # a duplicate is listed, never windowed or scored again
+        windows, frames, tokens, status = (np.where(duplicate, 0, a) for a in (windows, frames, tokens, status))
+        status[duplicate] = _CODE[STATUS_DUPLICATE]
+    counts = totals.counts
+    counts["reads"] += n
+    counts["windows"] += int(windows.sum())
+    counts["frames"] += int(frames.sum())
+    counts["tokens"] += int(tokens.sum())
+    totals.statuses += np.bincount(status, minlength=len(STATUSES))
+
+    if duplicate is None and shards.single:  # the common case: the block's own formatting is final
+        reads_out.write(result.rows)
+        with_frames = int(np.count_nonzero(frames))
+        if with_frames:
+            shard = shards.shards[0]
+            shard.frames += int(frames.sum())
+            shard.tokens += int(tokens.sum())
+            shard.reads += with_frames
+            shard.write(result.nuc, result.prot)
+        if windows_out is not None:
+            windows_out.write(result.windows_text)
+        return
+
+    shard_of = np.zeros(n, dtype=np.int64)
+    parts: dict[int, tuple[list[bytes], list[bytes]]] = {}
+    nuc_ends, prot_ends = result.nuc_ends.tolist(), result.prot_ends.tolist()
+    placed = np.flatnonzero(frames)
+    chosen = shards.assign_many(frames[placed].tolist(), tokens[placed].tolist())
+    shard_of[placed] = chosen
+    for i, index in zip(placed.tolist(), chosen):
+        nuc, prot = parts.setdefault(index, ([], []))
+        nuc.append(result.nuc[nuc_ends[i] : nuc_ends[i + 1]])
+        prot.append(result.prot[prot_ends[i] : prot_ends[i + 1]])
+    for index, (nuc, prot) in parts.items():
+        shards.shards[index - 1].write(b"".join(nuc), b"".join(prot))
+    if windows_out is not None:
+        if duplicate is None:
+            windows_out.write(result.windows_text)
+        else:
+            ends = result.windows_ends.tolist()
+            windows_out.write(b"".join(result.windows_text[ends[i] : ends[i + 1]] for i in np.flatnonzero(~duplicate).tolist()))
+    reads_out.write(_rows_text(ids, label, result.first_record, result.lengths, windows, frames, tokens, shard_of, status))
 
 
 def read_reads_table(path: Path) -> Iterable[dict[str, str]]:
@@ -274,5 +703,7 @@ def cli_prepare(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         write_windows=args.write_windows,
         progress=not args.quiet,
+        workers=default_workers() if getattr(args, "workers", None) is None else args.workers,
+        allow_empty=args.allow_empty,
     )
     return 0

@@ -1,9 +1,15 @@
-"""Summarize stage: shard predictions → the original's two tables plus a per-read ``reads.tsv``.
+"""Summarize stage: shard predictions → the original's two tables, ``reads.tsv``, and the answers a user acts on.
 
 Prepare put whole reads into shards in input order, so walking ``reads.tsv`` and taking each read's frames from its
 shard's table restores the original's global order exactly, however many shards there were. The window table follows
 the original's rule (grouping by the frame id minus its last two characters, ``Is_Virus`` = max score2 >= max score1,
 rows sorted by window id as text). ``reads.tsv`` lists EVERY input read, scored or not, with its status.
+
+The same single pass also writes the per-contig answers (rules in :mod:`virnucpro.calls` and
+:mod:`virnucpro.regions`): ``virus_summary.tsv`` (one row per read), ``virus_regions.tsv`` (viral runs of windows
+with contig coordinates), ``virus.fna`` (sequences called virus and region slices) and ``report.html``. The sequences
+come from streaming the original FASTA inputs again, in step with ``reads.tsv`` (same order, ids checked), so host
+memory stays at one read plus the report's bounded aggregates.
 """
 
 from __future__ import annotations
@@ -19,26 +25,38 @@ from typing import Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
-from virnucpro.atomic import atomic_text, temp_name
+from virnucpro.atomic import atomic_group, temp_name
+from virnucpro.calls import CALL_VIRUS, STATUS_NOT_EMBEDDED, STATUS_PARTIAL, ReadCall, call_read, read_call
 from virnucpro.errors import InputError
+from virnucpro.fasta import FastaRecord, read_fasta, write_record
 from virnucpro.predict import FRAMES_HEADER, format_score
 from virnucpro.prepare import read_reads_table
+from virnucpro.regions import KIND_WHOLE, Region, find_regions, window_spans
+from virnucpro.report import ReportBuilder
 
 log = logging.getLogger("virnucpro.summarize")
 
 FRAMES_FILE = "prediction_results.txt"
 WINDOWS_FILE = "prediction_results_highestscore.csv"
 READS_FILE = "reads.tsv"
+SUMMARY_FILE = "virus_summary.tsv"
+REGIONS_FILE = "virus_regions.tsv"
+VIRUS_FASTA_FILE = "virus.fna"
+REPORT_FILE = "report.html"
+#: Every file summarize writes, in the order the run manifest lists them.
+OUTPUT_FILES = (FRAMES_FILE, WINDOWS_FILE, READS_FILE, SUMMARY_FILE, REGIONS_FILE, VIRUS_FASTA_FILE, REPORT_FILE)
+SUMMARY_HEADER = (
+    "read_id", "length", "windows", "windows_scored", "windows_viral", "fraction_viral", "mean_score", "max_score",
+    "call", "confidence", "status", "regions",
+)
+REGIONS_HEADER = ("read_id", "start", "end", "windows", "mean_score", "kind")
+#: Line width of virus.fna (Biopython's FASTA writer wraps at 60, as the original's chunk files do).
+FASTA_WIDTH = 60
 #: Window rows kept in memory before a sorted run spills to disk (about 100 MB of Python strings).
 SPILL_ROWS = 1_000_000
 READS_SUMMARY_HEADER = (
     "read_id", "length", "windows", "frames", "windows_scored", "windows_viral", "max_virus_score", "call", "status",
 )
-
-
-#: Reads whose frames could not all be embedded (a sequence too large for the device even alone).
-STATUS_NOT_EMBEDDED = "not_embedded"
-STATUS_PARTIAL = "partially_scored"
 _FRAME_SUFFIX = re.compile(r"[0-9]+[FR][123]")
 
 
@@ -71,8 +89,8 @@ def read_frame_table(path: Path) -> Iterator[FrameScore]:
                 raise InputError(f"{path}: line {lineno}: malformed frame row") from None
 
 
-def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
-    """Original rule per window (frame id minus its last two characters): max score2 >= max score1."""
+def _window_best(frames: Sequence[FrameScore]) -> dict[str, tuple[np.float32, np.float32]]:
+    """Per window (frame id minus its last two characters): (max score1, max score2) over its frames, in order."""
     best: dict[str, list[np.float32]] = {}
     for f in frames:
         w = f.frame_id[:-2]
@@ -81,7 +99,12 @@ def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
             best[w][1] = max(best[w][1], f.score2)
         else:
             best[w] = [f.score1, f.score2]
-    return {w: bool(s2 >= s1) for w, (s1, s2) in best.items()}
+    return {w: (s1, s2) for w, (s1, s2) in best.items()}
+
+
+def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
+    """Original rule per window: max score2 >= max score1."""
+    return {w: bool(s2 >= s1) for w, (s1, s2) in _window_best(frames).items()}
 
 
 class _WindowSorter:
@@ -128,26 +151,112 @@ def _status(row: dict[str, str], scored_frames: int) -> str:
     return row["status"]
 
 
-def read_call(windows_scored: int, windows_viral: int) -> str:
-    """Per-read call: ``virus`` when at least half of its scored windows are viral; ``NA`` when none was scored."""
-    if windows_scored == 0:
-        return "NA"
-    return "virus" if 2 * windows_viral >= windows_scored else "others"
+def _input_records(inputs: Sequence[Path]) -> Iterator[tuple[Path, FastaRecord]]:
+    for path in inputs:
+        for record in read_fasta(path):
+            yield Path(path), record
 
 
-def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> dict[str, int]:
-    """Write the three per-sample tables into ``outdir``; ``frame_tables[i]`` is shard ``i + 1``'s predictions."""
+def _next_record(records: Iterator[tuple[Path, FastaRecord]], row: dict[str, str], inputs: Sequence[Path], reads_tsv: Path) -> str:
+    """The sequence of ``row``'s read: the next input record, which must carry the same id and length."""
+    item = next(records, None)
+    if item is None:
+        raise InputError(
+            f"{', '.join(map(str, inputs))}: the inputs end before read {row['read_id']!r} of {reads_tsv}"
+            " (give --inputs the same FASTA files, in the same order, as prepare)"
+        )
+    path, record = item
+    if record.id != row["read_id"] or str(len(record.sequence)) != row["length"]:
+        raise InputError(
+            f"{path}: record {record.number} is {record.id!r} ({len(record.sequence)} bp) but {reads_tsv} expects"
+            f" {row['read_id']!r} ({row['length']} bp) there (give --inputs the same FASTA files, in the same order,"
+            " as prepare)"
+        )
+    return record.sequence
+
+
+def _read_windows(row: dict[str, str], frames: Sequence[FrameScore], chunk_length: int, reads_tsv: Path) -> tuple[list, list, list]:
+    """Per window of the read, in contig order: its span on the read, its score (max score2) and its verdict
+    (``None`` when not scored)."""
+    n, length, read_id = int(row["windows"]), int(row["length"]), row["read_id"]
+    spans = window_spans(length, chunk_length) if n else []
+    if len(spans) != n:
+        raise InputError(
+            f"{reads_tsv}: read {read_id!r} ({length} bp) has {n} windows, but chunk length {chunk_length} cuts"
+            f" {len(spans)} (--chunk-length differs from the one prepare used?)"
+        )
+    scores: list[float | None] = [None] * n
+    viral: list[bool | None] = [None] * n
+    prefix = len(read_id) + len("_chunk_")
+    for window_id, (s1, s2) in _window_best(frames).items():
+        k = int(window_id[prefix:])
+        if not 1 <= k <= n:
+            raise InputError(f"{reads_tsv}: read {read_id!r} has {n} windows but a frame of window {k} was scored")
+        scores[k - 1], viral[k - 1] = float(s2), bool(s2 >= s1)
+    return spans, scores, viral
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "NA" if value is None else f"{value:.{digits}f}"
+
+
+def _write_answers(
+    row: dict[str, str], status: str, rc: ReadCall, max_score: str, regions: list[Region], sequence: str,
+    summary: TextIO, regions_out: TextIO, fasta: TextIO,
+) -> None:
+    """The read's row in virus_summary.tsv, its regions, and its virus.fna records."""
+    read_id = row["read_id"]
+    fields = (
+        read_id, row["length"], row["windows"], rc.windows_scored, rc.windows_viral, _fmt(rc.fraction_viral),
+        _fmt(rc.mean_score), max_score, rc.call, rc.confidence, status, len(regions),
+    )
+    summary.write("\t".join(map(str, fields)) + "\n")
+    for r in regions:
+        regions_out.write(f"{read_id}\t{r.start}\t{r.end}\t{r.windows}\t{_fmt(r.mean_score)}\t{r.kind}\n")
+    if rc.call == CALL_VIRUS:
+        description = (
+            f"call=virus confidence={rc.confidence} length={len(sequence)} coordinates=1-{len(sequence)}"
+            f" windows_viral={rc.windows_viral}/{rc.windows_scored} mean_score={_fmt(rc.mean_score)}"
+        )
+        write_record(fasta, f"{read_id} {description}", sequence, FASTA_WIDTH)
+    for r in regions:
+        if r.kind == KIND_WHOLE and rc.call == CALL_VIRUS:
+            continue  # the whole sequence is already there
+        description = f"kind={r.kind} coordinates={r.start}-{r.end} windows={r.windows} mean_score={_fmt(r.mean_score)}"
+        write_record(fasta, f"{read_id}:{r.start}-{r.end} {description}", sequence[r.start - 1 : r.end], FASTA_WIDTH)
+
+
+def summarize(
+    reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path, *, inputs: Sequence[Path], chunk_length: int,
+    title: str | None = None,
+) -> dict[str, int]:
+    """Write every per-sample output into ``outdir``; ``frame_tables[i]`` is shard ``i + 1``'s predictions.
+
+    ``inputs`` are the FASTA files given to prepare (same order): their sequences go into ``virus.fna``.
+    ``chunk_length`` is prepare's: it places windows, and so regions, on the contigs.
+    """
     outdir = Path(outdir)
-    counts = {"reads": 0, "frames": 0, "windows": 0, "windows_viral": 0, "reads_virus": 0}
+    inputs = [Path(p) for p in inputs]
+    counts = {"reads": 0, "frames": 0, "windows": 0, "windows_viral": 0, "reads_virus": 0, "reads_others": 0, "reads_na": 0, "regions": 0}
     windows = _WindowSorter(outdir)
+    report = ReportBuilder(chunk_length, title or outdir.resolve().name, [p.name for p in inputs])
     with contextlib.ExitStack() as stack:
         stack.callback(windows.cleanup)
+        # the sample's tables appear together or not at all (never this run's next to an earlier run's)
+        tables = stack.enter_context(atomic_group())
         shard_iters = [_Peekable(read_frame_table(Path(p))) for p in frame_tables]
-        frames_out = stack.enter_context(atomic_text(outdir / FRAMES_FILE))
-        reads_out = stack.enter_context(atomic_text(outdir / READS_FILE))
+        records = _input_records(inputs)
+        frames_out = tables.text(outdir / FRAMES_FILE)
+        reads_out = tables.text(outdir / READS_FILE)
+        summary_out = tables.text(outdir / SUMMARY_FILE)
+        regions_out = tables.text(outdir / REGIONS_FILE)
+        fasta_out = tables.text(outdir / VIRUS_FASTA_FILE)
         frames_out.write("\t".join(FRAMES_HEADER) + "\n")
         reads_out.write("\t".join(READS_SUMMARY_HEADER) + "\n")
+        summary_out.write("\t".join(SUMMARY_HEADER) + "\n")
+        regions_out.write("\t".join(REGIONS_HEADER) + "\n")
         for row in read_reads_table(reads_tsv):
+            sequence = _next_record(records, row, inputs, reads_tsv)
             frames = _take_frames(row, shard_iters, reads_tsv, frame_tables)
             for f in frames:
                 frames_out.write(f.line + "\n")
@@ -156,12 +265,21 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
             viral = sum(calls.values())
             call = read_call(len(calls), viral)
             max_virus = format_score(max(f.score2 for f in frames)) if frames else "NA"
-            _write_read(reads_out, row, len(frames), len(calls), viral, max_virus, call, _status(row, len(frames)))
+            status = _status(row, len(frames))
+            _write_read(reads_out, row, len(frames), len(calls), viral, max_virus, call, status)
+            spans, scores, verdicts = _read_windows(row, frames, chunk_length, reads_tsv)
+            rc = call_read(scores, verdicts)
+            regions = find_regions(spans, scores, verdicts)
+            _write_answers(row, status, rc, max_virus, regions, sequence, summary_out, regions_out, fasta_out)
+            report.add_read(row["read_id"], len(sequence), status, rc, spans, scores, verdicts, regions)
             counts["reads"] += 1
             counts["frames"] += len(frames)
             counts["windows"] += len(calls)
             counts["windows_viral"] += viral
             counts["reads_virus"] += call == "virus"
+            counts["reads_others"] += call == "others"
+            counts["reads_na"] += call == "NA"
+            counts["regions"] += len(regions)
         for index, it in enumerate(shard_iters):
             extra = it.peek()
             if extra is not None:
@@ -169,12 +287,22 @@ def summarize(reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path) -> di
                     f"{frame_tables[index]}: frame {extra.frame_id!r} belongs to no read of {reads_tsv}"
                     " (tables from a different prepare run?)"
                 )
-        with atomic_text(outdir / WINDOWS_FILE) as out:
-            out.write("Modified_ID\tIs_Virus\n")
-            out.writelines(windows.sorted_lines())
+        leftover = next(records, None)
+        if leftover is not None:
+            raise InputError(
+                f"{leftover[0]}: record {leftover[1].number} ({leftover[1].id!r}) is not in {reads_tsv}"
+                " (give --inputs the same FASTA files, in the same order, as prepare)"
+            )
+        out = tables.text(outdir / WINDOWS_FILE)
+        out.write("Modified_ID\tIs_Virus\n")
+        out.writelines(windows.sorted_lines())
+        for warning in report.warnings():
+            log.warning("%s", warning)
+        tables.text(outdir / REPORT_FILE).write(report.render())
     log.info(
-        "%d reads, %d frames, %d windows (%d viral), %d reads called virus → %s",
-        counts["reads"], counts["frames"], counts["windows"], counts["windows_viral"], counts["reads_virus"], outdir,
+        "%d reads, %d frames, %d windows (%d viral), %d reads called virus, %d viral regions → %s",
+        counts["reads"], counts["frames"], counts["windows"], counts["windows_viral"], counts["reads_virus"],
+        counts["regions"], outdir,
     )
     return counts
 
@@ -223,5 +351,5 @@ def _write_read(out: TextIO, row: dict[str, str], frames: int, scored: int, vira
 
 def cli_summarize(args: argparse.Namespace) -> int:
     """``virnucpro summarize``."""
-    summarize(args.reads, args.frames, args.outdir)
+    summarize(args.reads, args.frames, args.outdir, inputs=args.inputs, chunk_length=args.chunk_length)
     return 0

@@ -1,17 +1,27 @@
 /*
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-    VIRNUCPRO: prepare -> (embed-dna | embed-protein) -> merge -> predict -> summarize
+    IMPORT MODULES / SUBWORKFLOWS / FUNCTIONS
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 */
+include { PREPARE                } from '../modules/local/prepare/main'
+include { EMBED_DNA              } from '../modules/local/embed_dna/main'
+include { EMBED_PROTEIN          } from '../modules/local/embed_protein/main'
+include { MERGE                  } from '../modules/local/merge/main'
+include { PREDICT                } from '../modules/local/predict/main'
+include { SUMMARIZE              } from '../modules/local/summarize/main'
+include { MODELS_DOWNLOAD        } from '../modules/local/models_download/main'
+include { PROFILE                } from '../modules/local/profile/main'
+include { MULTIQC                } from '../modules/nf-core/multiqc/main'
+include { paramsSummaryMap       } from 'plugin/nf-schema'
+include { paramsSummaryMultiqc   } from '../subworkflows/nf-core/utils_nfcore_pipeline'
+include { softwareVersionsToYAML } from '../subworkflows/nf-core/utils_nfcore_pipeline'
+include { methodsDescriptionText } from '../subworkflows/local/utils_nfcore_virnucpro_pipeline'
 
-include { PREPARE         } from '../modules/local/prepare/main'
-include { EMBED_DNA       } from '../modules/local/embed_dna/main'
-include { EMBED_PROTEIN   } from '../modules/local/embed_protein/main'
-include { MERGE           } from '../modules/local/merge/main'
-include { PREDICT         } from '../modules/local/predict/main'
-include { SUMMARIZE       } from '../modules/local/summarize/main'
-include { MODELS_DOWNLOAD } from '../modules/local/models_download/main'
-include { PROFILE         } from '../modules/local/profile/main'
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    FUNCTIONS
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/
 
 // The fair-esm loader expects '<name>-contact-regression.pt' next to an ESM-2 checkpoint;
 // stage it beside the model when it exists (an empty list stages nothing).
@@ -29,33 +39,76 @@ def shardNumber(f) {
     return m[0][1] as int
 }
 
+// [ meta, nuc shards, prot shards, manifest.json ] -> one [ meta + shard info, nuc, prot ] per shard to embed.
+// Shards without frames (manifest "frames": 0) are left out, so no GPU task loads a model for nothing; a sample
+// whose shards are all empty (no stop-free frame anywhere) keeps its first shard, so it still flows through to
+// SUMMARIZE and every one of its reads is reported with its status.
+def shardsToEmbed(meta, nucs, prots, manifest_json) {
+    def nuc_list  = (nucs  instanceof List ? nucs  : [nucs ]).sort { f -> shardNumber(f) }
+    def prot_list = (prots instanceof List ? prots : [prots]).sort { f -> shardNumber(f) }
+    if (nuc_list.size() != prot_list.size()) {
+        error("prepare wrote ${nuc_list.size()} nucleotide but ${prot_list.size()} protein shards for ${meta.id}")
+    }
+    def manifest = new groovy.json.JsonSlurper().parseText(manifest_json.text)
+    def frames   = manifest.shards.collectEntries { s -> [ (s.nuc): s.frames as long ] }
+    def pairs    = [nuc_list, prot_list].transpose()
+    pairs.each { pair ->
+        if (shardNumber(pair[0]) != shardNumber(pair[1])) {
+            error("Unpaired shard files for ${meta.id}: ${pair[0].name} / ${pair[1].name}")
+        }
+    }
+    def kept = pairs.findAll { pair -> (frames[pair[0].name] ?: 0L) > 0L }
+    if (!kept) {
+        kept = pairs.take(1)
+    }
+    return kept.collect { pair ->
+        [ meta + [ shard: shardNumber(pair[0]), n_shards: kept.size() ], pair[0], pair[1] ]
+    }
+}
+
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    RUN MAIN WORKFLOW
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/
+
 workflow VIRNUCPRO {
 
     take:
-    ch_samples // channel: [ val(meta), [ path(fasta), ... ] ]
+    ch_samplesheet // channel: [ val(meta), [ path(fasta), ... ] ]
+    chunk_length   // integer: window length (300 or 500), also selects the classifier
+    multiqc_config
+    multiqc_logo
+    multiqc_methods_description
+    outdir
 
     main:
-    ch_versions = Channel.empty()
+
+    def ch_versions = channel.empty()
+    def ch_multiqc_files = channel.empty()
 
     //
-    // Models: explicit paths win, then --models_dir, else download once.
+    // Models: explicit paths win, then --models_dir, else MODELS_DOWNLOAD once (with its checksums file,
+    // so embedding tasks verify against a recorded digest instead of re-hashing the files).
     //
     def models_dir = params.models_dir ? params.models_dir.toString().replaceAll(/\/+$/, '') : null
     def dnabert    = params.dnabert    ?: (models_dir ? "${models_dir}/dnabert-s" : null)
     def esm        = params.esm        ?: (models_dir ? "${models_dir}/esm2_t36_3B_UR50D.pt" : null)
-    def classifier = params.classifier ?: (models_dir ? "${models_dir}/${params.chunk_length}_model.pth" : null)
+    def classifier = params.classifier ?: (models_dir ? "${models_dir}/${chunk_length}_model.pth" : null)
 
+    def ch_dnabert = null
+    def ch_esm = null
+    def ch_classifier = null
     if (dnabert && esm && classifier) {
-        ch_dnabert    = Channel.value(file(dnabert, checkIfExists: true))
-        ch_esm        = Channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)])
-        ch_classifier = Channel.value(file(classifier, checkIfExists: true))
+        ch_dnabert    = channel.value(file(dnabert, checkIfExists: true))
+        ch_esm        = channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)])
+        ch_classifier = channel.value(file(classifier, checkIfExists: true))
     } else {
-        MODELS_DOWNLOAD(params.chunk_length)
-        ch_versions = ch_versions.mix(MODELS_DOWNLOAD.out.versions)
-        ch_dnabert    = dnabert    ? Channel.value(file(dnabert, checkIfExists: true)) : MODELS_DOWNLOAD.out.dnabert
-        ch_classifier = classifier ? Channel.value(file(classifier, checkIfExists: true)) : MODELS_DOWNLOAD.out.classifier
+        MODELS_DOWNLOAD(chunk_length)
+        ch_dnabert    = dnabert    ? channel.value(file(dnabert, checkIfExists: true)) : MODELS_DOWNLOAD.out.dnabert
+        ch_classifier = classifier ? channel.value(file(classifier, checkIfExists: true)) : MODELS_DOWNLOAD.out.classifier
         ch_esm        = esm
-            ? Channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)])
+            ? channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)])
             : MODELS_DOWNLOAD.out.esm
                 .combine(MODELS_DOWNLOAD.out.esm_aux.collect().ifEmpty([]).map { aux -> [aux] })
                 .map { pt, aux -> [pt, aux] }
@@ -63,70 +116,52 @@ workflow VIRNUCPRO {
     }
 
     //
-    // Token budget per forward pass: --profile_batch measures it on the GPU, otherwise the
-    // explicit --dna_tokens_per_batch / --protein_tokens_per_batch, otherwise 0 (tool default).
+    // Token budget per forward pass: --profile_batch measures it on a GPU (-profile gpu), otherwise the
+    // explicit --dna_tokens_per_batch / --protein_tokens_per_batch, otherwise 0 (the tool's default).
     //
-    if (params.profile_batch && params.use_gpu) {
+    def ch_tpb_dna = null
+    def ch_tpb_protein = null
+    if (params.profile_batch && workflow.profile.tokenize(',').contains('gpu')) {
         PROFILE(ch_dnabert, ch_esm)
-        ch_versions = ch_versions.mix(PROFILE.out.versions)
-        ch_profile  = PROFILE.out.json
+        def ch_profile = PROFILE.out.json
             .map { json -> new groovy.json.JsonSlurper().parseText(json.text) }
             .first()
         ch_tpb_dna     = ch_profile.map { p -> (p.dna.tokens_per_batch ?: 0) as long }
         ch_tpb_protein = ch_profile.map { p -> (p.protein.tokens_per_batch ?: 0) as long }
     } else {
-        ch_tpb_dna     = Channel.value((params.dna_tokens_per_batch ?: 0) as long)
-        ch_tpb_protein = Channel.value((params.protein_tokens_per_batch ?: 0) as long)
+        if (params.profile_batch) {
+            log.warn("--profile_batch needs -profile gpu: using --dna_tokens_per_batch / --protein_tokens_per_batch")
+        }
+        ch_tpb_dna     = channel.value((params.dna_tokens_per_batch ?: 0) as long)
+        ch_tpb_protein = channel.value((params.protein_tokens_per_batch ?: 0) as long)
     }
 
     //
-    // PREPARE: one task per sample (all of the sample's FASTA files), N token-balanced shards.
+    // PREPARE: one task per sample (all of the sample's FASTA files, staged apart), token-balanced shards.
     //
-    PREPARE(ch_samples)
-    ch_versions = ch_versions.mix(PREPARE.out.versions.first())
+    PREPARE(ch_samplesheet, chunk_length)
 
-    // Fan out transpose-style: one item per shard, meta carries shard number and shard count.
-    ch_shards = PREPARE.out.shards
-        .flatMap { meta, nucs, prots ->
-            def nuc_list  = (nucs  instanceof List ? nucs  : [nucs ]).sort { f -> shardNumber(f) }
-            def prot_list = (prots instanceof List ? prots : [prots]).sort { f -> shardNumber(f) }
-            if (nuc_list.size() != prot_list.size()) {
-                error("prepare wrote ${nuc_list.size()} nucleotide but ${prot_list.size()} protein shards for ${meta.id}")
-            }
-            def n = nuc_list.size()
-            [nuc_list, prot_list].transpose().collect { nuc, prot ->
-                if (shardNumber(nuc) != shardNumber(prot)) {
-                    error("Unpaired shard files for ${meta.id}: ${nuc.name} / ${prot.name}")
-                }
-                [ meta + [shard: shardNumber(nuc), n_shards: n], nuc, prot ]
-            }
-        }
-
-    // Samples without any stop-free frame get no shard: say so instead of silently dropping them.
-    PREPARE.out.reads
-        .map { meta, _reads -> [meta.id, meta] }
-        .join(PREPARE.out.shards.map { meta, _n, _p -> [meta.id, true] }, remainder: true)
-        .filter { _id, _meta, has_shards -> !has_shards }
-        .subscribe { id, _meta, _has -> log.warn("Sample '${id}': no stop-free frame, nothing to predict") }
+    // One item per shard to embed; meta carries the shard number and the sample's count of embedded shards.
+    def ch_shards = PREPARE.out.shards
+        .join(PREPARE.out.manifest, failOnDuplicate: true, failOnMismatch: true)
+        .flatMap { meta, nucs, prots, manifest -> shardsToEmbed(meta, nucs, prots, manifest) }
 
     //
-    // Embeddings (GPU) per shard, then merge + predict per shard.
+    // Embeddings per shard (one GPU each under -profile gpu), then merge + predict per shard.
     //
     EMBED_DNA(ch_shards.map { meta, nuc, _prot -> [meta, nuc] }, ch_dnabert, ch_tpb_dna)
     EMBED_PROTEIN(ch_shards.map { meta, _nuc, prot -> [meta, prot] }, ch_esm, ch_tpb_protein)
-    ch_versions = ch_versions.mix(EMBED_DNA.out.versions.first(), EMBED_PROTEIN.out.versions.first())
 
+    // join, not mix: a shard's two embeddings must meet by meta (sample + shard), never pair across shards
     MERGE(EMBED_DNA.out.h5.join(EMBED_PROTEIN.out.h5, failOnDuplicate: true, failOnMismatch: true))
-    ch_versions = ch_versions.mix(MERGE.out.versions.first())
 
-    PREDICT(MERGE.out.h5, ch_classifier)
-    ch_versions = ch_versions.mix(PREDICT.out.versions.first())
+    PREDICT(MERGE.out.h5, ch_classifier, chunk_length)
 
     //
-    // Gather shards per sample. groupKey(sample, n_shards) releases a sample as soon as its
-    // last shard is predicted; files are sorted by shard number so -resume hashes are stable.
+    // Gather shards per sample. groupKey(sample, n_shards) releases a sample as soon as its last shard is
+    // predicted; files are sorted by shard number so the SUMMARIZE command line (and its -resume hash) is stable.
     //
-    ch_frames = PREDICT.out.frames
+    def ch_frames = PREDICT.out.frames
         .map { meta, tsv ->
             def sample_meta = meta.findAll { k, _v -> !(k in ['shard', 'n_shards']) }
             [ groupKey(meta.id, meta.n_shards as int), sample_meta, meta.shard as int, tsv ]
@@ -137,30 +172,80 @@ workflow VIRNUCPRO {
             [ key.toString(), metas[0], sorted ]
         }
 
-    ch_summarize = PREPARE.out.reads
-        .map { meta, reads -> [meta.id, reads] }
-        .join(ch_frames)
-        .map { _id, reads, meta, frames -> [meta, reads, frames] }
+    // reads.tsv and the sample's FASTA files (same order as given to PREPARE) meet the frames by sample id
+    def ch_summarize = PREPARE.out.reads
+        .join(ch_samplesheet, failOnDuplicate: true, failOnMismatch: true)
+        .map { meta, reads, fastas -> [ meta.id, reads, fastas ] }
+        .join(ch_frames, failOnDuplicate: true, failOnMismatch: true)
+        .map { _id, reads, fastas, meta, frames -> [ meta, reads, frames, fastas ] }
 
-    SUMMARIZE(ch_summarize)
-    ch_versions = ch_versions.mix(SUMMARIZE.out.versions.first())
+    SUMMARIZE(ch_summarize, chunk_length)
 
     //
-    // Software versions -> ${outdir}/pipeline_info/virnucpro_software_versions.yml
+    // Collate and save software versions
     //
-    ch_versions_yml = ch_versions
-        .map { f -> f.text.trim() }
-        .unique()
+    def topic_versions = channel.topic("versions")
+        .distinct()
+        .branch { entry ->
+            versions_file: entry instanceof Path
+            versions_tuple: true
+        }
+
+    def topic_versions_string = topic_versions.versions_tuple
+        .map { process, tool, version ->
+            [ process[process.lastIndexOf(':')+1..-1], "  ${tool}: ${version}" ]
+        }
+        .groupTuple(by:0)
+        .map { process, tool_versions ->
+            tool_versions.unique().sort()
+            "${process}:\n${tool_versions.join('\n')}"
+        }
+
+    def ch_collated_versions = softwareVersionsToYAML(ch_versions.mix(topic_versions.versions_file))
+        .mix(topic_versions_string)
         .collectFile(
-            name: 'virnucpro_software_versions.yml',
-            storeDir: "${params.outdir}/pipeline_info",
-            newLine: true,
-            sort: true
+            storeDir: "${outdir}/pipeline_info",
+            name:  'virnucpro_software_'  + 'mqc_'  + 'versions.yml',
+            sort: true,
+            newLine: true
         )
 
+    //
+    // MODULE: MultiQC (per-sample call counts from virus_summary.tsv as custom content, assets/multiqc_config.yml)
+    //
+    ch_multiqc_files = ch_multiqc_files.mix(ch_collated_versions)
+    ch_multiqc_files = ch_multiqc_files.mix(SUMMARIZE.out.mqc.map { _meta, tsv -> tsv })
+    def ch_summary_params = paramsSummaryMap(workflow, parameters_schema: "nextflow_schema.json")
+    def ch_workflow_summary = channel.value(paramsSummaryMultiqc(ch_summary_params))
+    ch_multiqc_files = ch_multiqc_files.mix(ch_workflow_summary.collectFile(name: 'workflow_summary_mqc.yaml'))
+    def ch_multiqc_custom_methods_description = multiqc_methods_description
+        ? file(multiqc_methods_description, checkIfExists: true)
+        : file("${projectDir}/assets/methods_description_template.yml", checkIfExists: true)
+    def ch_methods_description = channel.value(methodsDescriptionText(ch_multiqc_custom_methods_description))
+    ch_multiqc_files = ch_multiqc_files.mix(ch_methods_description.collectFile(name: 'methods_description_mqc.yaml', sort: true))
+    MULTIQC(
+        ch_multiqc_files.flatten().collect().map { files ->
+            [
+                [id: 'virnucpro'],
+                files,
+                multiqc_config
+                    ? file(multiqc_config, checkIfExists: true)
+                    : file("${projectDir}/assets/multiqc_config.yml", checkIfExists: true),
+                multiqc_logo ? file(multiqc_logo, checkIfExists: true) : [],
+                [],
+                [],
+            ]
+        }
+    )
+
     emit:
-    results      = SUMMARIZE.out.results      // channel: [ val(meta), path(prediction_results.txt) ]
-    highestscore = SUMMARIZE.out.highestscore // channel: [ val(meta), path(prediction_results_highestscore.csv) ]
-    reads        = SUMMARIZE.out.reads        // channel: [ val(meta), path(reads.tsv) ]
-    versions     = ch_versions_yml            // channel: path(versions yml)
+    multiqc_report = MULTIQC.out.report.map { _meta, report -> [report] }.toList() // channel: /path/to/multiqc_report.html
+    summary        = SUMMARIZE.out.summary      // channel: [ val(meta), path(virus_summary.tsv) ]
+    versions       = ch_versions                // channel: [ path(versions.yml) ]
 }
+
+/*
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    THE END
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+*/

@@ -13,6 +13,7 @@ memory-mapped and adopted on the meta device, so a 3B checkpoint is never held t
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from virnucpro.checksum import file_sha256
-from virnucpro.models.layers import LoadedEncoder, attend, check_state_dict, materialize
+from virnucpro.device import Precision
+from virnucpro.models.layers import (
+    LoadedEncoder, Linear, Packing, attend, check_state_dict, compile_layers, materialize, varlen_attention,
+)
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
 from virnucpro.models.safe_pickle import BASIC_GLOBALS, PickledObject, safe_torch_load
@@ -39,7 +43,7 @@ ALPHABET: tuple[str, ...] = (
 )
 CLS, PAD, EOS, UNK = 0, 1, 2, 3
 MASK = ALPHABET.index("<mask>")
-#: The original's ``truncation_seq_length``: residues beyond this are not seen by the model.
+#: The original's ``truncation_seq_length``: only the first 1024 residues are AVERAGED; the model sees all of them.
 MAX_RESIDUES = 1024
 _TOKEN_DROPOUT_TRAIN_RATIO = 0.15 * 0.8
 _PREFIX = "encoder.sentence_encoder."
@@ -107,36 +111,84 @@ class Rotary(nn.Module):
         super().__init__()
         self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim)))
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        positions = torch.arange(k.shape[-2], device=k.device, dtype=torch.float32)
-        freqs = torch.outer(positions, self.inv_freq.float())
+    def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate ``q``/``k`` (``[..., length, head_dim]`` padded, or ``[T, heads, head_dim]`` packed with
+        ``positions`` giving each token's place in its own sequence)."""
+        freqs = positions.to(torch.float32)[:, None] * self.inv_freq.float()[None, :]
         table = torch.cat((freqs, freqs), dim=-1)
+        if q.dim() == 3:  # packed [T, heads, head_dim]
+            table = table[:, None, :]
         cos, sin = table.cos().to(q.dtype), table.sin().to(q.dtype)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
 class SelfAttention(nn.Module):
+    """Rotary multi-head self-attention. Loads fair-esm's separate q/k/v projections; :meth:`fuse` then replaces them
+    by one ``qkv`` projection (one matmul instead of three) with fair-esm's query scaling folded into its weights."""
+
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         self.heads = heads
         self.head_dim = dim // heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.q_proj = Linear(dim, dim)
+        self.k_proj = Linear(dim, dim)
+        self.v_proj = Linear(dim, dim)
+        self.out_proj = Linear(dim, dim)
         self.rot_emb = Rotary(self.head_dim)
+        self.qkv: Linear | None = None
+        self.q_scale = 1.0
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        b, length, _ = x.shape
-        return x.view(b, length, self.heads, self.head_dim).transpose(1, 2)
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Concatenate (q | k | v) into ``qkv`` and drop the separate projections.
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, mode: str) -> torch.Tensor:
-        q = self._split(self.q_proj(x) * self.head_dim**-0.5)  # fair-esm scales q before the rotation
-        k, v = self._split(self.k_proj(x)), self._split(self.v_proj(x))
-        q, k = self.rot_emb(q, k)
-        context = attend(q, k, v, key_mask, 1.0, mode)
-        b, _, length, _ = context.shape
-        return self.out_proj(context.transpose(1, 2).reshape(b, length, -1))
+        fair-esm's query scale head_dim^-0.5 is folded into the weights when it is a power of two (head_dim 16, 64,
+        256: ESM-2 8M, 650M, 3B), so the product is bit-identical in every dtype; otherwise it stays a multiply.
+        """
+        scale = self.head_dim**-0.5
+        self.q_scale = 1.0 if math.log2(scale).is_integer() else scale
+        fold = scale / self.q_scale
+        weight = torch.cat((self.q_proj.weight * fold, self.k_proj.weight, self.v_proj.weight))
+        bias = torch.cat((self.q_proj.bias * fold, self.k_proj.bias, self.v_proj.bias))
+        with torch.device("meta"):
+            fused = Linear(weight.shape[1], weight.shape[0])
+        fused.weight, fused.bias = nn.Parameter(weight, requires_grad=False), nn.Parameter(bias, requires_grad=False)
+        self.qkv = fused
+        del self.q_proj, self.k_proj, self.v_proj
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (already scaled, as fair-esm scales q before the rotation), k, v as ``[..., heads, head_dim]``."""
+        if self.qkv is not None:
+            q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, self.head_dim)).unbind(-3)
+            if self.q_scale != 1.0:
+                q = q * self.q_scale
+        else:
+            q = (self.q_proj(x) * self.head_dim**-0.5).unflatten(-1, (self.heads, self.head_dim))
+            k = self.k_proj(x).unflatten(-1, (self.heads, self.head_dim))
+            v = self.v_proj(x).unflatten(-1, (self.heads, self.head_dim))
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, batch: "Batch", mode: str) -> torch.Tensor:
+        q, k, v = self._project(x)
+        if batch.packing is not None:  # [T, heads, head_dim]
+            q, k = self.rot_emb(q, k, batch.packing.positions)
+            context = varlen_attention(q, k, v, batch.packing, 1.0, nested=batch.nested)
+            return self.out_proj(context.flatten(-2))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, L, head_dim]
+        q, k = self.rot_emb(q, k, batch.positions)
+        context = attend(q, k, v, batch.key_mask, 1.0, mode)
+        return self.out_proj(context.transpose(1, 2).flatten(-2))
+
+
+@dataclass
+class Batch:
+    """How the tokens of one forward pass are laid out: padded ``[B, L]`` (with a key mask, or ``None`` when no row
+    is padded) or packed ``[T]`` (``packing``)."""
+
+    positions: torch.Tensor | None = None
+    key_mask: torch.Tensor | None = None
+    packing: Packing | None = None
+    nested: bool | None = None
 
 
 class Layer(nn.Module):
@@ -146,25 +198,37 @@ class Layer(nn.Module):
         super().__init__()
         self.self_attn = SelfAttention(c.embed_dim, c.heads)
         self.self_attn_layer_norm = nn.LayerNorm(c.embed_dim)
-        self.fc1 = nn.Linear(c.embed_dim, c.ffn_dim)
-        self.fc2 = nn.Linear(c.ffn_dim, c.embed_dim)
+        self.fc1 = Linear(c.embed_dim, c.ffn_dim)
+        self.fc2 = Linear(c.ffn_dim, c.embed_dim)
         self.final_layer_norm = nn.LayerNorm(c.embed_dim)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, mode: str) -> torch.Tensor:
-        x = x + self.self_attn(self.self_attn_layer_norm(x), key_mask, mode)
+    def forward(self, x: torch.Tensor, batch: Batch, mode: str) -> torch.Tensor:
+        x = x + self.self_attn(self.self_attn_layer_norm(x), batch, mode)
         return x + self.fc2(F.gelu(self.fc1(self.final_layer_norm(x))))
 
 
 class Esm2(nn.Module):
-    """ESM-2 encoder: ``forward(tokens, mask)`` → last layer after ``emb_layer_norm_after``."""
+    """ESM-2 encoder: ``forward(tokens, mask)`` → last layer after ``emb_layer_norm_after``.
+
+    ``attention`` (``sdpa`` | ``packed`` | ``reference``, see :mod:`virnucpro.models.layers`) may be changed at any
+    time; the caller always passes a right-padded batch and gets ``[B, L, D]`` back (zeros at padding when packed).
+    """
 
     def __init__(self, config: EsmConfig, attention: str = "sdpa") -> None:
         super().__init__()
         self.config = config
         self.attention = attention
+        #: packed path kernel: nested jagged SDPA (True), a fused call per sequence (False), None = nested on CUDA
+        self.nested: bool | None = None
         self.embed_tokens = nn.Embedding(len(ALPHABET), config.embed_dim, padding_idx=PAD)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.layers))
         self.emb_layer_norm_after = nn.LayerNorm(config.embed_dim)
+
+    def fuse(self) -> "Esm2":
+        """Fuse each layer's q/k/v projections (after the checkpoint's separate weights are loaded)."""
+        for layer in self.layers:
+            layer.self_attn.fuse()
+        return self
 
     def embed(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Token embeddings with fair-esm's token-dropout rescaling and zeroed padding."""
@@ -178,10 +242,17 @@ class Esm2(nn.Module):
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens, mask)
-        key_mask = mask[:, None, None, :]
+        if self.attention == "packed":
+            packing = Packing.of(mask)
+            batch = Batch(packing=packing, nested=self.nested)
+            x = packing.pack(x)
+        else:
+            padded = self.attention == "reference" or not bool(mask.all())
+            batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if padded else None)
         for layer in self.layers:
-            x = layer(x, key_mask, self.attention)
-        return self.emb_layer_norm_after(x)
+            x = layer(x, batch, self.attention)
+        x = self.emb_layer_norm_after(x)
+        return batch.packing.unpack(x) if batch.packing is not None else x
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -189,20 +260,34 @@ class Esm2(nn.Module):
 
 
 def tokenize_proteins(ids: Sequence[str], sequences: Sequence[str]) -> list[np.ndarray]:
-    """``<cls>`` + first 1024 residues + ``<eos>`` per protein; longer ones are truncated (as the original) and logged."""
-    out: list[np.ndarray] = []
-    truncated: list[str] = []
-    for seq_id, seq in zip(ids, sequences):
-        if len(seq) > MAX_RESIDUES:
-            truncated.append(seq_id)
-            seq = seq[:MAX_RESIDUES]
-        raw = np.frombuffer(seq.encode("latin-1", errors="replace"), dtype=np.uint8)
-        body = _BYTE_TO_ID[raw] if seq.isascii() else np.array([_char_id(c) for c in seq], dtype=np.int32)
-        out.append(np.concatenate(([CLS], body, [EOS])).astype(np.int32))
-    if truncated:
+    """``<cls>`` + every residue + ``<eos>`` per protein, never truncated.
+
+    As the original (fair-esm's batch converter without ``truncation_seq_length``), a protein longer than
+    :data:`MAX_RESIDUES` goes through ESM-2 WHOLE (its later residues still shape the earlier ones through attention);
+    only the mean is limited to its first 1024 residues (``LoadedEncoder.pool_limit``). Such proteins are logged.
+    """
+    # Vectorised over the whole list (one lookup, one scatter) so the host keeps up with a GPU: per-protein numpy
+    # calls cost more than the lookup itself at ~170 residues.
+    n = len(sequences)
+    if n == 0:
+        return []
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n)
+    joined = "".join(sequences)
+    if joined.isascii():
+        body = _BYTE_TO_ID[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)]
+    else:
+        body = np.array([_char_id(c) for c in joined], dtype=np.int32)
+    ends = np.cumsum(lengths + 2)
+    flat = np.empty(int(ends[-1]), dtype=np.int32)
+    flat[ends - lengths - 2] = CLS
+    flat[ends - 1] = EOS
+    flat[np.arange(len(body)) + 2 * np.repeat(np.arange(n), lengths) + 1] = body
+    out = [flat[a:b] for a, b in zip((ends - lengths - 2).tolist(), ends.tolist())]
+    long = [ids[i] for i in np.flatnonzero(lengths > MAX_RESIDUES)]
+    if long:
         log.warning(
-            "%d protein(s) longer than %d residues: only the first %d are embedded (as the original), e.g. %s",
-            len(truncated), MAX_RESIDUES, MAX_RESIDUES, truncated[:3],
+            "%d protein(s) longer than %d residues: embedded whole, mean over the first %d residues (as the original),"
+            " e.g. %s", len(long), MAX_RESIDUES, MAX_RESIDUES, long[:3],
         )
     return out
 
@@ -216,7 +301,8 @@ def _char_id(ch: str) -> int:
 
 
 def resolve_checkpoint(spec: str) -> Path:
-    """A ``.pt`` path as is; a fair-esm model name → torch hub cache, downloaded from fair-esm's URL when missing."""
+    """A ``.pt`` (or converted ``.safetensors``) path as is; a fair-esm model name → torch hub cache, downloaded
+    from fair-esm's URL when missing."""
     path = Path(spec).expanduser()
     if path.is_file():
         return path
@@ -286,16 +372,38 @@ def model_checksum(spec: str) -> str:
     return file_sha256(resolve_checkpoint(spec))
 
 
-def load_esm(spec: str, *, device: torch.device, dtype: torch.dtype, attention: str = "sdpa") -> LoadedEncoder:
-    """Load a fair-esm ESM-2 checkpoint (path or model name) strictly and safely onto ``device`` in ``dtype``."""
-    path = resolve_checkpoint(spec)
+def read_checkpoint(path: Path, device: torch.device) -> tuple[EsmConfig, dict[str, torch.Tensor]]:
+    """Configuration and encoder weights of a fair-esm ``.pt`` (safe unpickling, memory-mapped) or of a
+    ``.safetensors`` written by ``virnucpro models convert`` (no unpickling; memory-mapped, or read onto the GPU)."""
+    if path.suffix == ".safetensors":
+        from virnucpro.models.convert import read_esm_safetensors
+
+        fields, state = read_esm_safetensors(path, device)
+        try:
+            return EsmConfig(**fields), state
+        except TypeError:
+            raise ModelError(f"{path}: malformed ESM-2 configuration in the metadata: {fields}") from None
     checkpoint = safe_torch_load(path, OMEGACONF_STAND_INS, _EXTRA_GLOBALS, what="ESM-2 checkpoint")
-    config = read_config(checkpoint, str(path))
-    state = read_state(checkpoint, str(path))
+    return read_config(checkpoint, str(path)), read_state(checkpoint, str(path))
+
+
+def load_esm(
+    spec: str, *, device: torch.device, dtype: Precision | torch.dtype, attention: str = "sdpa", compile: bool = False
+) -> LoadedEncoder:
+    """Load a fair-esm ESM-2 checkpoint (path or model name) strictly and safely onto ``device`` in ``dtype``.
+
+    q/k/v are fused after the checkpoint's own keys were checked and loaded; ``compile`` wraps each layer in
+    ``torch.compile`` (see :func:`~virnucpro.models.layers.compile_layers`).
+    """
+    path = resolve_checkpoint(spec)
+    config, state = read_checkpoint(path, device)
     check_state_dict(config.expected_shapes(), state, str(path))
     module = materialize(lambda: Esm2(config, attention), state, device, dtype)
     _cast_keep_rotary(module, state, device)
-    del checkpoint
+    del state
+    module.fuse()
+    if compile:
+        compile_layers(module.layers)
     return LoadedEncoder(
         name=spec,
         checksum=file_sha256(path),
@@ -305,5 +413,5 @@ def load_esm(spec: str, *, device: torch.device, dtype: torch.dtype, attention: 
         pad_id=PAD,
         pool_skip=(1, 1),  # residues only: <cls> and <eos> are excluded
         info={"checkpoint": str(path), "layers": config.layers},
+        pool_limit=MAX_RESIDUES,  # the original averages residues 1..1024 of a longer protein fed whole
     )
-

@@ -2,7 +2,10 @@
 
 Downloads are the only network access of the project. Each lands under a temporary name and is renamed when
 complete, so an interrupted download never leaves a file that looks finished; ``models download`` then writes a
-``checksums.sha256`` (``sha256sum -c`` format) so a later run can verify what it loads. Network problems become one
+``checksums.sha256`` (``sha256sum -c`` format) so a later run can verify what it loads. Hashing goes through
+:func:`virnucpro.checksum.file_sha256`, which records each large file's digest with its size and mtime in a hidden
+sidecar: every later task reuses that digest instead of re-hashing a 5.7 GB checkpoint, and only while size and mtime
+still match (docs/precision.md, "Model loading"). Network problems become one
 :class:`~virnucpro.errors.ModelError` line, never a traceback.
 
 Never downloaded: the DNABERT-S remote-code ``*.py`` files. The architecture is our own (``models/dnabert.py``).

@@ -1,8 +1,19 @@
-"""Model-side helpers both encoder architectures share: the attention paths, strict state-dict checking,
-meta-device materialisation and the :class:`LoadedEncoder` hand-over to the engine.
+"""Model-side helpers both encoder architectures share: the attention paths, packing of real tokens, the
+precision-aware linear layer, strict state-dict checking, meta-device materialisation, pooling and the
+:class:`LoadedEncoder` hand-over to the engine.
 
 They live under ``models/`` so the architectures never import the embedding engine (data flows one way: the engine
 uses models, models know nothing of it).
+
+Attention modes (every one is tested against ``reference`` and the original's golden embeddings):
+
+* ``sdpa`` (default): padded batch through PyTorch's fused ``scaled_dot_product_attention``. When a batch has no
+  padding the mask is dropped (ESM-2: no mask at all, so FlashAttention can run on CUDA; DNABERT-S: only the
+  ``[1, H, L, L]`` ALiBi bias, no per-row key mask).
+* ``packed``: padding is removed before the first layer; every dense layer runs on the real tokens only
+  (``[T, D]``), attention runs per sequence through nested jagged tensors (ESM-2: PyTorch's varlen SDPA, Flash on
+  CUDA) or, with ALiBi, over each sequence's own ``[H, l, l]`` bias (DNABERT-S), so no bias is ever built for padding.
+* ``reference``: matmul-softmax spelled out (softmax in float32, as fair-esm does): the oracle.
 """
 
 from __future__ import annotations
@@ -15,31 +26,116 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from virnucpro.device import Precision, as_precision
 from virnucpro.errors import ModelError
 
-ATTENTION_MODES = ("sdpa", "reference")
+ATTENTION_MODES = ("sdpa", "packed", "reference")
 
 
-
-
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float, mode: str) -> torch.Tensor:
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float, mode: str) -> torch.Tensor:
     """Scaled dot-product attention over ``[batch, heads, length, head_dim]``.
 
-    ``mask`` is either boolean (True = key may be attended) or an additive float bias (ALiBi + padding); it must
-    broadcast to ``[batch, heads, length, length]``. ``sdpa`` uses PyTorch's fused kernels; ``reference`` spells the
-    matmul-softmax out (softmax in float32, as fair-esm does) and is the oracle the fused path is tested against.
+    ``mask`` is ``None`` (every key real), boolean (True = key may be attended) or an additive float bias (ALiBi +
+    padding); it must broadcast to ``[batch, heads, length, length]``. ``sdpa``/``packed`` use PyTorch's fused
+    kernels; ``reference`` spells the matmul-softmax out (softmax in float32, as fair-esm does) and is the oracle the
+    fused paths are tested against.
     """
-    if mode == "sdpa":
+    if mode in ("sdpa", "packed"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     if mode != "reference":
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, not {mode!r}")
     scores = torch.matmul(q, k.transpose(-1, -2)) * scale
-    if mask.dtype == torch.bool:
+    if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, float("-inf"))
-    else:
+    elif mask is not None:
         scores = scores + mask
     probs = torch.softmax(scores.float(), dim=-1).to(v.dtype)
     return torch.matmul(probs, v)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` that computes in its weight's dtype and hands back that dtype.
+
+    In the mixed precision mode (``bf16-mixed``) the weights are bf16 while the residual stream, LayerNorm and pooling
+    stay float32: the input is cast down here and the caller's residual addition promotes the result back to float32.
+    In every other mode input and weight already share a dtype and the cast is a no-op.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(self.weight.dtype), self.weight, self.bias)
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Where the real tokens of a right-padded ``[B, L]`` batch go when packed into ``[T]`` (T = real tokens).
+
+    ``index`` are their flat positions in ``B·L``, ``offsets`` the ``B + 1`` cumulative lengths (``cu_seqlens``),
+    ``positions`` each token's column (its position in its own sequence), ``lengths`` the per-row counts.
+    """
+
+    index: torch.Tensor
+    offsets: torch.Tensor
+    positions: torch.Tensor
+    lengths: torch.Tensor
+    max_len: int
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, mask: torch.Tensor) -> "Packing":
+        b, length = mask.shape
+        flat = mask.reshape(-1)
+        index = flat.nonzero().squeeze(1)
+        lengths = mask.sum(dim=1)
+        offsets = F.pad(lengths.cumsum(0), (1, 0))
+        return cls(index, offsets, index % length, lengths, int(lengths.max()), (b, length))
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, L, ...]`` → ``[T, ...]`` (real tokens only, row after row)."""
+        return x.reshape(-1, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, ...]`` → ``[B, L, ...]`` with zeros where the batch was padded."""
+        out = x.new_zeros((self.shape[0] * self.shape[1], *x.shape[1:]))
+        out.index_copy_(0, self.index, x)
+        return out.view(*self.shape, *x.shape[1:])
+
+    def sequences(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of each sequence in the packed order."""
+        bounds = self.offsets.tolist()
+        return list(zip(bounds[:-1], bounds[1:]))
+
+
+def varlen_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float,
+    bias: torch.Tensor | None = None, nested: bool | None = None,
+) -> torch.Tensor:
+    """Attention of packed ``[T, heads, head_dim]`` tensors within each sequence, never over padding.
+
+    ``nested`` (default: on CUDA) runs one nested-jagged-tensor SDPA call, so PyTorch picks its variable-length
+    kernels (FlashAttention's varlen path on CUDA); it takes no bias. Otherwise one fused SDPA call per sequence,
+    with ``bias[:, :l, :l]`` (an ``[H, L, L]`` table such as ALiBi) when given: on CPU this is the faster form, the
+    nested dispatch costing more than it saves.
+    """
+    if nested is None:
+        nested = q.device.type == "cuda" and bias is None
+    if nested:
+        if bias is not None:
+            raise ValueError("nested varlen attention takes no bias")
+
+        def jagged(x: torch.Tensor) -> torch.Tensor:
+            return torch.nested.nested_tensor_from_jagged(x.contiguous(), packing.offsets, max_seqlen=packing.max_len).transpose(1, 2)
+
+        out = F.scaled_dot_product_attention(jagged(q), jagged(k), jagged(v), scale=scale)
+        return out.transpose(1, 2).values()
+    out = torch.empty_like(q)
+    for start, end in packing.sequences():
+        n = end - start
+        part = F.scaled_dot_product_attention(
+            q[start:end].transpose(0, 1), k[start:end].transpose(0, 1), v[start:end].transpose(0, 1),
+            attn_mask=None if bias is None else bias[:, :n, :n], scale=scale,
+        )
+        out[start:end] = part.transpose(0, 1)
+    return out
 
 
 def check_state_dict(
@@ -73,26 +169,73 @@ def _few(items: Sequence[str], limit: int = 6) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def materialize(build: Callable[[], nn.Module], state: Mapping[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> nn.Module:
+def materialize(
+    build: Callable[[], nn.Module],
+    state: Mapping[str, torch.Tensor],
+    device: torch.device,
+    precision: Precision | torch.dtype,
+) -> nn.Module:
     """Build on the meta device and adopt the (memory-mapped) checkpoint tensors, then move/cast once.
 
     A 3B model built the ordinary way would be initialised randomly, then overwritten: two to three times its size
-    in host memory. Here the only copy is the final one on ``device`` in ``dtype``.
+    in host memory. Here the only copy is the final one on ``device``: in ``precision.dtype``, with the weights of
+    :class:`Linear` layers in ``precision.matmul`` (they differ only in the mixed mode).
     """
     with torch.device("meta"):
         module = build()
     module.load_state_dict(dict(state), strict=True, assign=True)
-    module = module.to(device=device, dtype=dtype)
+    return apply_precision(module, device, precision)
+
+
+def apply_precision(module: nn.Module, device: torch.device, precision: Precision | torch.dtype) -> nn.Module:
+    """Move ``module`` to ``device`` in the storage dtype, cast linear weights to the matmul dtype, set TF32 flags."""
+    precision = as_precision(precision)
+    module = module.to(device=device, dtype=precision.dtype)
+    if precision.matmul != precision.dtype:
+        for sub in module.modules():
+            if isinstance(sub, nn.Linear):
+                sub.to(precision.matmul)
+    precision.configure(device)
     return module.eval().requires_grad_(False)
+
+
+def compile_layers(layers: nn.ModuleList) -> None:
+    """``torch.compile`` each transformer layer in place (dynamic shapes: batches vary in length).
+
+    Per layer rather than the whole model, so the attention mode stays switchable and one compiled graph serves every
+    layer. Off by default: on this project's CPU it was not shown to pay (docs/precision.md, "Attention paths"), and no
+    GPU measurement exists yet to turn it on for CUDA.
+    """
+    for layer in layers:
+        layer.compile(dynamic=True)
+
+
+def pooled_mean(hidden: torch.Tensor, mask: torch.Tensor, skip: tuple[int, int], limit: int | None = None) -> torch.Tensor:
+    """Mean over each row's real tokens minus ``skip`` (leading, trailing), at most ``limit`` of them, in float32.
+
+    ``limit`` reproduces fair-esm's ``t[i, 1 : truncate_len + 1].mean(0)``: the whole protein goes through the model,
+    only its first ``limit`` residues are averaged.
+    """
+    lengths = mask.sum(dim=1)
+    positions = torch.arange(mask.shape[1], device=mask.device)[None, :]
+    end = lengths - skip[1]
+    if limit is not None:
+        end = end.clamp_max(skip[0] + limit)
+    keep = (positions >= skip[0]) & (positions < end[:, None])
+    weights = keep.to(torch.float32)
+    total = torch.einsum("bl,bld->bd", weights, hidden.float())
+    return total / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
 @dataclass
 class LoadedEncoder:
-    """What an architecture module hands to :class:`Embedder`.
+    """What an architecture module hands to the embedding engine.
 
-    ``module(tokens, mask)`` maps ``[batch, length]`` token ids and a boolean mask (True = real token) to the last
-    hidden state ``[batch, length, dim]``; ``tokenize(ids, sequences)`` returns one int array per sequence (special
-    tokens included); the pooled mean skips ``pool_skip[0]`` leading and ``pool_skip[1]`` trailing tokens.
+    ``module(tokens, mask)`` maps ``[batch, length]`` token ids and a boolean mask (True = real token, right-padded)
+    to the last hidden state ``[batch, length, dim]`` (the attention path is the module's ``attention`` attribute;
+    the caller does not need to know it); ``tokenize(ids, sequences)`` returns one int array per sequence (special
+    tokens included); :meth:`pool` averages the hidden states as the original does: ``pool_skip[0]`` leading and
+    ``pool_skip[1]`` trailing tokens are skipped, and at most ``pool_limit`` tokens are averaged (ESM-2: 1024).
     """
 
     name: str
@@ -103,3 +246,8 @@ class LoadedEncoder:
     pad_id: int
     pool_skip: tuple[int, int]
     info: dict[str, Any] = field(default_factory=dict)
+    pool_limit: int | None = None
+
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-sequence mean embedding ``[batch, dim]`` in float32."""
+        return pooled_mean(hidden, mask, self.pool_skip, self.pool_limit)

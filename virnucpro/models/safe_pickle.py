@@ -62,7 +62,9 @@ def safe_torch_load(
         found = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", message, re.IGNORECASE)
         detail = f"it references {found.group(1)}, which is not allowed" if found else message.splitlines()[0]
         raise ModelError(f"{path}: refused to load {what}: {detail} (files are loaded without running code)") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
+    # garbage bytes reach torch's legacy-format unpickler, which fails with whatever its stack machine hits
+    # (IndexError, KeyError, TypeError, ...): any of them means "not a readable checkpoint", never a traceback
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, IndexError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{path}: cannot read {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 

@@ -2,24 +2,24 @@ process EMBED_PROTEIN {
     tag "${meta.id}:${meta.shard}/${meta.n_shards}"
     label 'process_gpu'
 
-    conda "${moduleDir}/../../../containers/environment.yml"
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
 
     input:
     tuple val(meta), path(fasta)
+    // the checkpoint and, when present, its '-contact-regression.pt' companion (fair-esm layout)
     tuple path(model), path(model_aux)
     val tokens_per_batch
 
     output:
     tuple val(meta), path("*.protein.h5"), emit: h5
-    path "versions.yml"            , emit: versions
+    tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
     when:
     task.ext.when == null || task.ext.when
 
     script:
-    // ext.args (conf/modules.config) carries --device/--precision/--store-dtype and the
-    // --tokens-per-batch value, halved on every retry (task.attempt) so a GPU OOM can recover.
+    // ext.args (conf/modules.config): --device (cuda only when the task holds an accelerator), --precision,
+    // --store-dtype and --tokens-per-batch, halved on every retry so a GPU out-of-memory error can recover.
     def args   = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: "${meta.id}_${String.format('%04d', meta.shard as int)}"
     """
@@ -35,21 +35,11 @@ process EMBED_PROTEIN {
         --output ${prefix}.protein.h5 \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 
     stub:
     def prefix = task.ext.prefix ?: "${meta.id}_${String.format('%04d', meta.shard as int)}"
     """
     touch ${prefix}.protein.h5
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 }

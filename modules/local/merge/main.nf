@@ -2,15 +2,15 @@ process MERGE {
     tag "${meta.id}:${meta.shard}/${meta.n_shards}"
     label 'process_low'
 
-    conda "${moduleDir}/../../../containers/environment.yml"
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
 
     input:
+    // both embeddings of one shard; staged under their own names (<sample>_<shard>.dna.h5 / .protein.h5)
     tuple val(meta), path(dna), path(protein)
 
     output:
     tuple val(meta), path("*.features.h5"), emit: h5
-    path "versions.yml"                   , emit: versions
+    tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
     when:
     task.ext.when == null || task.ext.when
@@ -25,21 +25,11 @@ process MERGE {
         --output ${prefix}.features.h5 \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 
     stub:
     def prefix = task.ext.prefix ?: "${meta.id}_${String.format('%04d', meta.shard as int)}"
     """
     touch ${prefix}.features.h5
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 }

@@ -3,22 +3,21 @@ process MODELS_DOWNLOAD {
     label 'process_single'
     label 'process_long'
 
-    conda "${moduleDir}/../../../containers/environment.yml"
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
 
-    // storeDir is set in conf/modules.config when --models_store is given, so the
-    // download happens once per site, not once per run.
+    // storeDir comes from conf/modules.config (--models_store), so the download happens once per site.
 
     input:
     val chunk_length
 
     output:
-    path "models/dnabert-s"                          , emit: dnabert
-    path "models/esm2_t36_3B_UR50D.pt"               , emit: esm, optional: true
-    path "models/esm2_t36_3B_UR50D-contact-regression.pt", emit: esm_aux, optional: true
-    path "models/${chunk_length}_model.pth"          , emit: classifier
-    path "models/checksums.sha256"                   , emit: checksums
-    path "versions.yml"                              , emit: versions
+    path "models/dnabert-s"                               , emit: dnabert
+    path "models/esm2_t36_3B_UR50D.pt"                    , emit: esm, optional: true
+    path "models/esm2_t36_3B_UR50D-contact-regression.pt" , emit: esm_aux, optional: true
+    path "models/${chunk_length}_model.pth"               , emit: classifier
+    // digests recorded once at download (sha256sum -c format): later tasks check against them
+    path "models/checksums.sha256"                        , emit: checksums
+    tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
     when:
     task.ext.when == null || task.ext.when
@@ -34,11 +33,6 @@ process MODELS_DOWNLOAD {
         --chunk-length ${chunk_length} \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 
     stub:
@@ -48,10 +42,5 @@ process MODELS_DOWNLOAD {
     touch models/esm2_t36_3B_UR50D.pt
     touch models/${chunk_length}_model.pth
     touch models/checksums.sha256
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 }

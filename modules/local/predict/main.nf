@@ -2,16 +2,17 @@ process PREDICT {
     tag "${meta.id}:${meta.shard}/${meta.n_shards}"
     label 'process_low'
 
-    conda "${moduleDir}/../../../containers/environment.yml"
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
 
     input:
     tuple val(meta), path(features)
     path classifier
+    // checked against a published classifier's chunk length (a mismatch is refused)
+    val chunk_length
 
     output:
     tuple val(meta), path("*.frames.tsv"), emit: frames
-    path "versions.yml"                  , emit: versions
+    tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
     when:
     task.ext.when == null || task.ext.when
@@ -26,24 +27,15 @@ process PREDICT {
     virnucpro predict \\
         --features ${features} \\
         --classifier ${classifier} \\
+        --chunk-length ${chunk_length} \\
         --output ${prefix}.frames.tsv \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 
     stub:
     def prefix = task.ext.prefix ?: "${meta.id}_${String.format('%04d', meta.shard as int)}"
     """
     printf 'Sequence_ID\\tPrediction\\tscore1\\tscore2\\n' > ${prefix}.frames.tsv
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 }

@@ -2,17 +2,18 @@ process PREPARE {
     tag "${meta.id}"
     label 'process_medium'
 
-    conda "${moduleDir}/../../../containers/environment.yml"
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
 
     input:
-    tuple val(meta), path(fasta, stageAs: 'input/*')
+    // input/1/reads.fa, input/2/reads.fa: two files of one sample with the same name never collide
+    tuple val(meta), path(fasta, stageAs: 'input/?/*')
+    val chunk_length
 
     output:
-    tuple val(meta), path("shards/*.nuc.fa"), path("shards/*.prot.fa"), emit: shards, optional: true
+    tuple val(meta), path("shards/*.nuc.fa"), path("shards/*.prot.fa"), emit: shards
     tuple val(meta), path("shards/reads.tsv")                          , emit: reads
     tuple val(meta), path("shards/manifest.json")                      , emit: manifest
-    path "versions.yml"                                                , emit: versions
+    tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
     when:
     task.ext.when == null || task.ext.when
@@ -25,27 +26,22 @@ process PREPARE {
         ${fasta} \\
         --outdir shards \\
         --prefix ${prefix} \\
+        --chunk-length ${chunk_length} \\
+        --workers ${task.cpus} \\
+        --allow-empty \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 
     stub:
     def prefix = task.ext.prefix ?: "${meta.id}"
     """
     mkdir -p shards
-    touch shards/${prefix}_0001.nuc.fa shards/${prefix}_0001.prot.fa
-    touch shards/${prefix}_0002.nuc.fa shards/${prefix}_0002.prot.fa
-    printf 'read_id\\n' > shards/reads.tsv
-    echo '{}' > shards/manifest.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
-    END_VERSIONS
+    echo '>r1_1F1' > shards/${prefix}_0001.nuc.fa
+    echo '>r1_1F1' > shards/${prefix}_0001.prot.fa
+    echo '>r2_1F1' > shards/${prefix}_0002.nuc.fa
+    echo '>r2_1F1' > shards/${prefix}_0002.prot.fa
+    printf 'read_id\\tfile\\tstatus\\n' > shards/reads.tsv
+    echo '{"shards": [{"nuc": "${prefix}_0001.nuc.fa", "frames": 1}, {"nuc": "${prefix}_0002.nuc.fa", "frames": 1}]}' > shards/manifest.json
     """
 }

@@ -2,8 +2,7 @@ process PROFILE {
     tag "${dnabert.name}+${esm.name}"
     label 'process_gpu'
 
-    conda "${moduleDir}/../../../containers/environment.yml"
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
 
     input:
     path dnabert
@@ -11,7 +10,7 @@ process PROFILE {
 
     output:
     path "profile.json", emit: json
-    path "versions.yml", emit: versions
+    tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
     when:
     task.ext.when == null || task.ext.when
@@ -31,20 +30,10 @@ process PROFILE {
         --output profile.json \\
         --quiet \\
         ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 
     stub:
     """
     echo '{"dna": {"tokens_per_batch": 4096}, "protein": {"tokens_per_batch": 4096}}' > profile.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        virnucpro: \$(virnucpro --version 2>/dev/null | sed 's/^virnucpro //')
-    END_VERSIONS
     """
 }

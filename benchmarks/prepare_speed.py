@@ -1,0 +1,199 @@
+"""Whole-process speed of ``virnucpro prepare`` against the original's per-codon approach, in one run; JSON report.
+
+Each measurement starts a fresh process exactly as a user would (``virnucpro prepare ...``, and
+``python benchmarks/original_prepare.py ...`` for the baseline: Biopython parsing, the original chunking rule and a
+dict lookup per codon), times it (wall clock, and the CPU seconds of the process and its children), and checks that
+both wrote the same frames byte for byte. Cases (``--reads`` reads each, default 60,000):
+
+* synthetic 500 bp reads, chunk 500 (random DNA carrying one stop-free frame: ``virnucpro.bench``'s generator);
+* real-like 500 bp reads, chunk 300, and real-like 150 bp reads, chunk 300: fragments sampled at random positions
+  of the sequences in ``/work/shared/realdata`` (read in place; the sampled FASTA is written to a temp folder);
+* workers: ``--big-reads`` real-like 500 bp reads, chunk 500, with ``--workers 1`` and ``--workers 2``.
+
+Usage::
+
+    python benchmarks/prepare_speed.py --output prepare_speed.json          # ~2-4 minutes on 2 cores
+    python benchmarks/prepare_speed.py --reads 300 --big-reads 600          # tiny: checks the harness only
+
+Numbers are as good as the machine is quiet: on a shared machine compare the ratio (both sides measured in the same
+run) and the CPU seconds rather than the absolute rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ORIGINAL = HERE / "original_prepare.py"
+REALDATA = Path("/work/shared/realdata")
+REAL_FILES = ("virus_3kb.fa", "host_3kb.fa", "gut_metagenome_contigs.fa")
+CASES = ("synthetic-500bp", "real-like-500bp", "real-like-150bp", "workers")
+
+
+def virnucpro_command() -> list[str]:
+    """The console script next to this interpreter (as a user runs it), else ``python -m virnucpro``."""
+    script = Path(sys.executable).with_name("virnucpro")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "virnucpro"]
+
+
+def write_real_like(path: Path, n_reads: int, length: int, realdata: Path, seed: int) -> Path:
+    """``n_reads`` fragments of ``length`` bp taken at random positions of real sequences (weighted by length)."""
+    from virnucpro.fasta import read_fasta, write_record
+
+    sources = [(r.id, r.sequence) for name in REAL_FILES for r in read_fasta(realdata / name) if len(r.sequence) >= length]
+    if not sources:
+        raise SystemExit(f"no sequence of {length} bp or more under {realdata}")
+    rng = np.random.default_rng(seed + length)
+    weights = np.array([len(s) - length + 1 for _, s in sources], dtype=np.float64)
+    picks = rng.choice(len(sources), size=n_reads, p=weights / weights.sum())
+    with open(path, "w", encoding="ascii") as out:
+        for i, k in enumerate(picks.tolist()):
+            source_id, sequence = sources[k]
+            start = int(rng.integers(0, len(sequence) - length + 1))
+            write_record(out, f"rl{length}_{i} {source_id}:{start}", sequence[start : start + length], 60)
+    return path
+
+
+def timed(command: list[str]) -> dict[str, float]:
+    """Run ``command`` to completion; wall seconds and CPU seconds (user + system, children included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+
+
+def best_of(command: list[str], repeats: int) -> dict[str, float]:
+    runs = [timed(command) for _ in range(repeats)]
+    return min(runs, key=lambda r: r["wall_s"])
+
+
+def run_prepare(fasta: Path, chunk: int, outdir: Path, workers: int | None, repeats: int) -> dict[str, float]:
+    command = [*virnucpro_command(), "prepare", str(fasta), "--outdir", str(outdir), "--chunk-length", str(chunk), "-q"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    return best_of(command, repeats)
+
+
+def same_frames(virnucpro_dir: Path, original_dir: Path) -> bool:
+    return (virnucpro_dir / "shard_0001.nuc.fa").read_bytes() == (original_dir / "identified_nucleotide.fa").read_bytes() and (
+        virnucpro_dir / "shard_0001.prot.fa"
+    ).read_bytes() == (original_dir / "identified_protein.faa").read_bytes()
+
+
+def rate(reads: int, seconds: float) -> float:
+    return round(reads / seconds, 1) if seconds > 0 else 0.0
+
+
+def compare_case(name: str, fasta: Path, chunk: int, reads: int, work: Path, repeats: int) -> dict:
+    """One input: the original, virnucpro with its default workers, and virnucpro with one worker."""
+    original_dir, default_dir, single_dir = work / f"{name}-original", work / f"{name}-virnucpro", work / f"{name}-w1"
+    original = best_of([sys.executable, str(ORIGINAL), str(fasta), str(chunk), str(original_dir)], repeats)
+    default = run_prepare(fasta, chunk, default_dir, None, repeats)
+    single = run_prepare(fasta, chunk, single_dir, 1, repeats)
+    manifest = json.loads((default_dir / "manifest.json").read_text())
+    return {
+        "case": name,
+        "chunk_length": chunk,
+        "reads": reads,
+        "windows": manifest["counts"]["windows"],
+        "frames": manifest["counts"]["frames"],
+        "identical_to_original": same_frames(default_dir, original_dir) and same_frames(single_dir, original_dir),
+        "original": {**original, "reads_per_s": rate(reads, original["wall_s"])},
+        "virnucpro": {**default, "reads_per_s": rate(reads, default["wall_s"]), "workers": "default"},
+        "virnucpro_1_worker": {**single, "reads_per_s": rate(reads, single["wall_s"])},
+        "speedup_vs_original": round(original["wall_s"] / default["wall_s"], 2),
+        "speedup_vs_original_1_worker": round(original["wall_s"] / single["wall_s"], 2),
+        "cpu_speedup_vs_original_1_worker": round(original["cpu_s"] / single["cpu_s"], 2) if single["cpu_s"] else None,
+    }
+
+
+def workers_case(fasta: Path, chunk: int, reads: int, work: Path, repeats: int) -> dict:
+    one = run_prepare(fasta, chunk, work / "big-w1", 1, repeats)
+    two = run_prepare(fasta, chunk, work / "big-w2", 2, repeats)
+    identical = all(
+        (work / "big-w1" / name).read_bytes() == (work / "big-w2" / name).read_bytes()
+        for name in ("shard_0001.nuc.fa", "shard_0001.prot.fa", "reads.tsv")
+    )
+    return {
+        "case": "workers",
+        "input": f"real-like 500 bp x {reads}",
+        "chunk_length": chunk,
+        "reads": reads,
+        "input_mb": round(fasta.stat().st_size / 1e6, 1),
+        "one_worker": {**one, "reads_per_s": rate(reads, one["wall_s"])},
+        "two_workers": {**two, "reads_per_s": rate(reads, two["wall_s"])},
+        "speedup_2_vs_1": round(one["wall_s"] / two["wall_s"], 2),
+        "identical_outputs": identical,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reads", type=int, default=60_000, help="reads per comparison case (default 60000)")
+    parser.add_argument("--big-reads", type=int, default=200_000, help="reads of the 1-vs-2-workers case (default 200000)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per measurement, the fastest is kept (default 1)")
+    parser.add_argument("--realdata", type=Path, default=REALDATA, help=f"folder of real sequences (default {REALDATA})")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep inputs and outputs here (default: a temp folder)")
+    parser.add_argument("--output", type=Path, default=None, help="JSON report (default: stdout)")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES), help="cases to run (default: all)")
+    args = parser.parse_args(argv)
+
+    from virnucpro import __version__
+    from virnucpro.bench import write_synthetic_fasta
+
+    temp = None if args.workdir else tempfile.mkdtemp(prefix="prepare-speed-")
+    work = Path(args.workdir or temp)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        makers = {
+            "synthetic-500bp": lambda: (write_synthetic_fasta(work / "synthetic500.fa", args.reads, 500, seed=11), 500),
+            "real-like-500bp": lambda: (write_real_like(work / "real500.fa", args.reads, 500, args.realdata, seed=12), 300),
+            "real-like-150bp": lambda: (write_real_like(work / "real150.fa", args.reads, 150, args.realdata, seed=13), 300),
+        }
+        cases = [
+            compare_case(name, *makers[name](), args.reads, work, args.repeats) for name in CASES if name in args.cases and name in makers
+        ]
+        if "workers" in args.cases:
+            big = write_real_like(work / "big500.fa", args.big_reads, 500, args.realdata, seed=14)
+            cases.append(workers_case(big, 500, args.big_reads, work, args.repeats))
+    finally:
+        if temp:
+            shutil.rmtree(temp, ignore_errors=True)
+    report = {
+        "benchmark": "prepare_speed",
+        "virnucpro_version": __version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_at_end": os.getloadavg(),
+        "reads": args.reads,
+        "repeats": args.repeats,
+        "cases": cases,
+    }
+    text = json.dumps(report, indent=2)
+    if args.output:
+        args.output.write_text(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""benchmarks/prepare_speed.py keeps working (tiny mode): it runs both tools as processes, and they agree byte for byte.
+
+Speed is not asserted here (benchmarks measure it; see docs/benchmarks.md); only the harness and the faithfulness of
+the per-codon baseline it compares against.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import Bio  # noqa: F401 - biopython is a test extra: the baseline parses with it, as the original does
+import pytest
+
+from conftest import INPUT_FA, expected
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "prepare_speed.py"
+REALDATA = Path("/work/shared/realdata")
+
+
+@pytest.mark.parametrize("chunk", [300, 500])
+def test_original_recreation_reproduces_the_golden_files(tmp_path: Path, chunk: int) -> None:
+    """The baseline is the original's rule: its outputs equal those of the original code on the reference reads."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "original_prepare.py"), str(INPUT_FA), str(chunk), str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for name in ("identified_nucleotide.fa", "identified_protein.faa"):
+        assert (tmp_path / name).read_bytes() == (expected(chunk) / name).read_bytes()
+    assert (tmp_path / f"chunked{chunk}.fa").read_bytes() == (expected(chunk) / "chunked.fa").read_bytes()
+
+
+def test_benchmark_script_tiny_mode(tmp_path: Path) -> None:
+    realdata = REALDATA if REALDATA.is_dir() else _tiny_realdata(tmp_path / "real")
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--reads", "150", "--big-reads", "300", "--realdata", str(realdata), "--output", str(out),
+         "--cases", "synthetic-500bp", "real-like-150bp", "workers"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    compared = [c for c in report["cases"] if c["case"] != "workers"]
+    assert [c["case"] for c in compared] == ["synthetic-500bp", "real-like-150bp"]
+    assert [c["chunk_length"] for c in compared] == [500, 300]
+    for case in compared:
+        assert case["identical_to_original"] is True
+        assert case["frames"] > 0 and case["reads"] == 150
+        assert case["original"]["wall_s"] > 0 and case["virnucpro_1_worker"]["cpu_s"] > 0
+    workers = report["cases"][-1]
+    assert workers["identical_outputs"] is True and workers["reads"] == 300
+
+
+def _tiny_realdata(folder: Path) -> Path:
+    """Stand-in for /work/shared/realdata where it is absent: the reference reads under the expected names."""
+    folder.mkdir(parents=True)
+    for name in ("virus_3kb.fa", "host_3kb.fa", "gut_metagenome_contigs.fa"):
+        (folder / name).write_bytes(INPUT_FA.read_bytes())
+    return folder
