@@ -184,3 +184,46 @@ def test_one_line_records_fast_layout_same_answers(tmp_path: Path) -> None:
     no_id = _write(tmp_path, "n.fa", b">a\nACGT\n> \nACGT\n")
     with pytest.raises(InputError, match=r"record 2 \(line 3\): header has no sequence id"):
         list(read_fasta(no_id))
+
+
+def _reference_records(data: bytes) -> list[tuple[str, str, int, int]]:
+    """Line-by-line reading of ``data`` (LF line ends), as Biopython does: id, sequence, record number, header line."""
+    records: list[list] = []
+    for lineno, line in enumerate(data.decode("utf-8").split("\n"), start=1):
+        if line.startswith(">"):
+            records.append([line[1:].split(None, 1)[0], "", len(records) + 1, lineno])
+        elif records:
+            records[-1][1] += "".join(line.split())
+    return [tuple(r) for r in records]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("block_bytes", [40, 1 << 20])
+def test_wrapped_records_whole_block_parsing_matches_line_by_line(tmp_path: Path, seed: int, block_bytes: int) -> None:
+    """Multi-line records are split with whole-block operations (and ids picked with a mask): the answers, line
+    numbers included, must equal a line-by-line reading whatever the wrapping, blank lines, white space in sequence
+    lines, description separators (tab, \\x1c) or a space between '>' and the id."""
+    import random
+
+    rng = random.Random(seed)
+    parts = []
+    for i in range(rng.randint(1, 60)):
+        space = rng.choice([" ", "\t", "\x1c", " \t"])
+        title = rng.choice([f"r{i}", f"r{i}{space}desc {i}", f"r{i}>x{space}d"] + ([f" r{i} lead"] if seed % 2 else []))
+        sequence = "".join(rng.choice("ACGTNacgt") for _ in range(rng.randint(0, 200)))
+        width = rng.choice([10, 60, 1000])
+        lines = [sequence[j : j + width] for j in range(0, len(sequence), width)]
+        if seed % 3 == 0 and lines:
+            lines[0] = lines[0][:3] + rng.choice([" ", "\t"]) + lines[0][3:]  # white space inside a sequence line
+        if rng.random() < 0.2:
+            lines.append("")  # blank line
+        parts.append("\n".join([">" + title, *lines]))
+    data = ("\n".join(parts) + rng.choice(["\n", ""])).encode()
+    path = _write(tmp_path, "w.fa", data)
+    with InputStream(path) as stream:
+        got = [
+            (i, s.decode(), b.first_record + k, line)
+            for b in map(lambda blk: parse_block(blk, with_lines=True), read_blocks(stream, block_bytes))
+            for k, (i, s, line) in enumerate(zip(b.ids, b.sequences, b.lines))
+        ]
+    assert got == _reference_records(data)

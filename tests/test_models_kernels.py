@@ -114,3 +114,29 @@ def test_precision_modes() -> None:
     ids, mask = torch.tensor([[1, 10, 11, 2]]), torch.ones(1, 4, dtype=torch.bool)
     with torch.inference_mode():
         assert module(ids, mask).dtype == torch.float32
+
+
+def test_compile_option_compiles_the_layers_and_keeps_the_golden_embeddings(tmp_path: Path) -> None:
+    """``--compile`` (embed-protein/embed-dna/run) really runs the layers through torch.compile (inductor here) and the
+    embeddings stay the original's. Only 12 frames: compiling costs seconds per new shape on this CPU."""
+    from virnucpro.cli import main
+    from virnucpro.fasta import read_fasta
+    from virnucpro.h5io import read_matrix
+
+    frames = list(read_fasta(_frames(300, "protein")))[:12]
+    shard = tmp_path / "shard.prot.fa"
+    shard.write_text("".join(f">{r.id}\n{r.sequence}\n" for r in frames))
+    out = tmp_path / "p.h5"
+    assert main(["embed-protein", "--model", str(ESM_PT), "--input", str(shard), "--output", str(out),
+                 "--device", "cpu", "--precision", "fp32", "--compile", "--quiet"]) == 0
+    table = read_matrix(out)
+    ids, matrix = list(table.ids), table.matrix
+    assert ids == [r.id for r in frames]
+    assert np.abs(matrix - golden_in_order("esm", 300, ids)).max() <= 1e-4
+
+    dna = load_embedder("dna", str(DNABERT_DIR), device="cpu", precision="fp32", compile=True)
+    esm = load_embedder("protein", str(ESM_PT), device="cpu", precision="fp32", compile=True)
+    for layers in (dna.encoder.module.encoder.layer, esm.encoder.module.layers):
+        assert all(layer._compiled_call_impl is not None for layer in layers)
+    plain = load_embedder("protein", str(ESM_PT), device="cpu", precision="fp32")
+    assert all(layer._compiled_call_impl is None for layer in plain.encoder.module.layers)

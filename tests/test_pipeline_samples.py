@@ -23,6 +23,19 @@ def _run(*argv: str) -> None:
     assert main([*argv, "--quiet"]) == 0, argv
 
 
+def _score_shard(tmp_path: Path, shards: Path, shard: dict) -> Path:
+    """EMBED_DNA, EMBED_PROTEIN, MERGE and PREDICT on one shard, as the modules call them; the frames table."""
+    _run("embed-dna", "--model", str(REF / "models" / "dnabert"), "--input", str(shards / shard["nuc"]),
+         "--output", str(tmp_path / "s.dna.h5"), "--device", "cpu", "--precision", "fp32")
+    _run("embed-protein", "--model", str(REF / "models" / "esm2_t2_tiny.pt"), "--input", str(shards / shard["prot"]),
+         "--output", str(tmp_path / "s.protein.h5"), "--device", "cpu", "--precision", "fp32")
+    _run("merge", "--dna", str(tmp_path / "s.dna.h5"), "--protein", str(tmp_path / "s.protein.h5"),
+         "--output", str(tmp_path / "s.features.h5"))
+    _run("predict", "--features", str(tmp_path / "s.features.h5"), "--classifier", str(REF / "models" / "classifier.pth"),
+         "--output", str(tmp_path / "s.frames.tsv"), "--chunk-length", "300")
+    return tmp_path / "s.frames.tsv"
+
+
 def test_frameless_sample_flows_through_every_stage(tmp_path):
     """PREPARE → (kept empty shard) EMBED_DNA/EMBED_PROTEIN → MERGE → PREDICT → SUMMARIZE, as the modules call them."""
     shards = tmp_path / "shards"
@@ -34,14 +47,7 @@ def test_frameless_sample_flows_through_every_stage(tmp_path):
     first = manifest["shards"][0]
     assert (shards / first["nuc"]).is_file() and (shards / first["prot"]).is_file()
 
-    _run("embed-dna", "--model", str(REF / "models" / "dnabert"), "--input", str(shards / first["nuc"]),
-         "--output", str(tmp_path / "s.dna.h5"), "--device", "cpu", "--precision", "fp32")
-    _run("embed-protein", "--model", str(REF / "models" / "esm2_t2_tiny.pt"), "--input", str(shards / first["prot"]),
-         "--output", str(tmp_path / "s.protein.h5"), "--device", "cpu", "--precision", "fp32")
-    _run("merge", "--dna", str(tmp_path / "s.dna.h5"), "--protein", str(tmp_path / "s.protein.h5"),
-         "--output", str(tmp_path / "s.features.h5"))
-    _run("predict", "--features", str(tmp_path / "s.features.h5"), "--classifier", str(REF / "models" / "classifier.pth"),
-         "--output", str(tmp_path / "s.frames.tsv"), "--chunk-length", "300")
+    _score_shard(tmp_path, shards, first)
     out = tmp_path / "frameless"
     _run("summarize", "--reads", str(shards / "reads.tsv"), "--frames", str(tmp_path / "s.frames.tsv"),
          "--inputs", str(DATA / "frameless.fa"), "--chunk-length", "300", "--outdir", str(out))
@@ -70,14 +76,7 @@ def test_empty_sample_flows_through_every_stage_with_allow_empty(tmp_path):
     manifest = json.loads((shards / "manifest.json").read_text())
     assert manifest["inputs"][0]["records"] == 0 and len(manifest["shards"]) == 1
     first = manifest["shards"][0]
-    _run("embed-dna", "--model", str(REF / "models" / "dnabert"), "--input", str(shards / first["nuc"]),
-         "--output", str(tmp_path / "s.dna.h5"), "--device", "cpu", "--precision", "fp32")
-    _run("embed-protein", "--model", str(REF / "models" / "esm2_t2_tiny.pt"), "--input", str(shards / first["prot"]),
-         "--output", str(tmp_path / "s.protein.h5"), "--device", "cpu", "--precision", "fp32")
-    _run("merge", "--dna", str(tmp_path / "s.dna.h5"), "--protein", str(tmp_path / "s.protein.h5"),
-         "--output", str(tmp_path / "s.features.h5"))
-    _run("predict", "--features", str(tmp_path / "s.features.h5"), "--classifier", str(REF / "models" / "classifier.pth"),
-         "--output", str(tmp_path / "s.frames.tsv"), "--chunk-length", "300")
+    _score_shard(tmp_path, shards, first)
     out = tmp_path / "empty"
     _run("summarize", "--reads", str(shards / "reads.tsv"), "--frames", str(tmp_path / "s.frames.tsv"),
          "--inputs", str(empty), "--chunk-length", "300", "--outdir", str(out))

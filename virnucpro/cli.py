@@ -71,6 +71,12 @@ def _embed_options(p: argparse.ArgumentParser, default_model: str) -> None:
     p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"], help="dtype stored in HDF5")
     _workers(p)
     _device_precision(p)
+    _compile(p)
+
+
+def _compile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each encoder layer (off by default: not measured faster yet, see docs/precision.md)")
 
 
 def _workers(p: argparse.ArgumentParser) -> None:
@@ -194,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-chunk-mismatch", action="store_true",
                    help="use a published classifier with the other chunk length anyway (refused otherwise)")
     _device_precision(p)
+    _compile(p)
     _common(p)
 
     p = _add(sub, "models", "download or convert model files", "Fetch the model files once, or convert a classifier.")

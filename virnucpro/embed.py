@@ -278,7 +278,7 @@ def load_embedder(
         from virnucpro.models.esm import load_esm as load
     else:
         raise ValueError(f"kind must be 'dna' or 'protein', not {kind!r}")
-    encoder = load(model, device=dev, dtype=dtype, attention=attention, **({"compile": True} if compile else {}))
+    encoder = load(model, device=dev, dtype=dtype, attention=attention, compile=compile)
     log.info("%s loaded on %s in %s (dim %d)", encoder.name, dev, precision_name(dtype), encoder.dim)
     return Embedder(kind, encoder, dev, dtype, **engine)
 
@@ -302,7 +302,7 @@ def _cli_embed(kind: str, args: argparse.Namespace) -> int:
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be positive, not {workers}")
-    embedder = load_embedder(kind, args.model, args.device, args.precision, workers=workers)
+    embedder = load_embedder(kind, args.model, args.device, args.precision, compile=args.compile, workers=workers)
     embedder.embed_fasta(
         args.input,
         args.output,

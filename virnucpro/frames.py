@@ -200,15 +200,18 @@ def _frames_of_windows(strands: _Strands, starts: np.ndarray, lengths: np.ndarra
 def _nucleotides(upper: bytes, starts: np.ndarray, lengths: np.ndarray, kinds: np.ndarray, protein_len: np.ndarray) -> list[bytes]:
     """The original's nucleotide slice of each kept frame: ``3 * len(protein) + 1`` letters of the frame's strand
     from its offset (fewer when the window ends first), taken from the upper-cased ``upper``; on the minus strand the
-    slice is the reverse complement of the matching forward letters."""
+    slice is the reverse complement of the matching forward letters.
+
+    The segment is reverse-complemented once and appended to itself, so every slice (either strand) is one plain
+    slice of that text: a translate and a reversal per kept minus-strand frame cost more than the slicing itself."""
     offset = kinds % 3
     n = np.minimum(3 * protein_len + 1, lengths - offset)
     forward = kinds < 3
     first = np.where(forward, starts + offset, starts + lengths - offset - n)
-    out = [upper[a:b] for a, b in zip(first.tolist(), (first + n).tolist())]
-    for i in np.flatnonzero(~forward).tolist():
-        out[i] = out[i].translate(_COMPLEMENT)[::-1]
-    return out
+    size = len(upper)
+    both = upper + upper.translate(_COMPLEMENT)[::-1]  # forward letters [a, b) read backwards = both[2*size-b : 2*size-a]
+    begin = np.where(forward, first, 2 * size - first - n)
+    return [both[a:b] for a, b in zip(begin.tolist(), (begin + n).tolist())]
 
 
 def block_frames(

@@ -145,13 +145,24 @@ def _letter_classes(joined: bytes, lengths: np.ndarray) -> np.ndarray:
     return worst
 
 
-def _records_text(headers: list[bytes], header_sizes: np.ndarray, sequences: list[bytes]) -> tuple[bytes, np.ndarray]:
-    """FASTA text of (header line, one sequence line) records and the end offset of each record."""
-    if not headers:
+def _gather(items: Sequence, index: np.ndarray) -> list:
+    """``[items[i] for i in index]`` as one numpy gather (an object array) instead of a Python loop."""
+    table = np.empty(len(items), dtype=object)
+    table[:] = items
+    return table[index].tolist()
+
+
+def _records_text(header: list[list[bytes]], header_sizes: np.ndarray, sequences: list[bytes]) -> tuple[bytes, np.ndarray]:
+    """FASTA text of records (header line made of the pieces ``header[0][i] + header[1][i] + ...``, newline
+    included, then one sequence line) and the end offset of each record. The pieces are interleaved by slice
+    assignment and joined once: no per-record Python."""
+    if not sequences:
         return b"", np.zeros(0, dtype=np.int64)
-    parts: list[bytes] = [b"\n"] * (3 * len(headers))
-    parts[0::3] = headers
-    parts[1::3] = sequences
+    step = len(header) + 2
+    parts: list[bytes] = [b"\n"] * (step * len(sequences))
+    for j, pieces in enumerate(header):
+        parts[j::step] = pieces
+    parts[len(header) :: step] = sequences
     sizes = header_sizes + np.fromiter(map(len, sequences), np.int64, len(sequences)) + 1
     return b"".join(parts), np.cumsum(sizes)
 
@@ -166,16 +177,24 @@ def _rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarr
     """reads.tsv rows: id, file, record number, then ``columns`` (length, windows, frames, tokens, shard, status code).
 
     The numeric tail of a row repeats a lot within a block (reads of one length give few distinct window/frame/token
-    counts), so each distinct tail is formatted once: this is the per-read cost of the stage, worth halving.
+    counts), so each distinct tail is formatted once (``np.unique`` over the rows) and gathered back; the row pieces
+    are then interleaved and joined once: this is the per-read cost of the stage, worth keeping out of Python loops.
     """
-    cache: dict[tuple, str] = {}
-
-    def tail(key: tuple) -> str:
-        text = cache[key] = "\t".join(map(str, key[:-1])) + f"\t{STATUSES[key[-1]]}\n"
-        return text
-
-    tails = [cache[key] if key in cache else tail(key) for key in zip(*(c.tolist() for c in columns))]
-    return "".join([f"{rid}\t{label}\t{number}\t{rest}" for rid, number, rest in zip(ids, range(first_record, first_record + len(ids)), tails)])
+    n = len(ids)
+    if not n:
+        return ""
+    key = np.zeros(n, dtype=np.int64)  # rank of each row's tail among the distinct tails, built column by column
+    for column in columns:  # (1-D sorts: np.unique over whole rows sorts records, many times slower)
+        values, rank = np.unique(column, return_inverse=True)
+        key = np.unique(key * len(values) + rank.reshape(-1), return_inverse=True)[1].reshape(-1)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    distinct = np.stack(columns, axis=1)[first].tolist()
+    tails = ["\t" + "\t".join(map(str, row[:-1])) + f"\t{STATUSES[row[-1]]}\n" for row in distinct]
+    parts: list[str] = [f"\t{label}\t"] * (4 * n)
+    parts[0::4] = ids
+    parts[2::4] = map(str, range(first_record, first_record + n))
+    parts[3::4] = _gather(tails, inverse.reshape(-1))
+    return "".join(parts)
 
 
 def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, rows: bool) -> BlockResult:
@@ -206,17 +225,20 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
     status[worst == 2] = _CODE[STATUS_INVALID]
     status[lengths == 0] = _CODE[STATUS_EMPTY]
 
-    ids_b = [i.encode("utf-8") for i in ids]
-    frame_window = frames.frame_window
-    headers = [
-        b">%s_chunk_%d%s" % (ids_b[r], k, _HEADER_TAIL[kind])
-        for r, k, kind in zip(
-            frames.window_read[frame_window].tolist(), frames.window_number[frame_window].tolist(), frames.frame_kind.tolist()
-        )
-    ]
-    header_sizes = np.fromiter(map(len, headers), np.int64, len(headers))
-    nuc, nuc_record_ends = _records_text(headers, header_sizes, frames.nucleotides)
-    prot, prot_record_ends = _records_text(headers, header_sizes, frames.proteins)
+    # a frame's header ">{id}_chunk_{k}F1\n" is gathered from three short lists (">id" per read, "_chunk_k" per k,
+    # "F1\n".."R3\n" per kind) rather than formatted frame by frame; the ">id" pieces come from one encode and split
+    heads = (">" + "\n>".join(ids)).encode("utf-8").split(b"\n") if n else []
+    numbers = [b"_chunk_%d" % k for k in range(1, int(frames.windows.max(initial=0)) + 1)]
+    frame_read = frames.window_read[frames.frame_window]
+    frame_number = frames.window_number[frames.frame_window] - 1
+    header = [_gather(heads, frame_read), _gather(numbers, frame_number), _gather(_HEADER_TAIL, frames.frame_kind)]
+    header_sizes = (
+        np.fromiter(map(len, heads), np.int64, n)[frame_read]
+        + np.fromiter(map(len, numbers), np.int64, len(numbers))[frame_number]
+        + len(_HEADER_TAIL[0])
+    )
+    nuc, nuc_record_ends = _records_text(header, header_sizes, frames.nucleotides)
+    prot, prot_record_ends = _records_text(header, header_sizes, frames.proteins)
 
     windows_text, windows_ends = b"", np.zeros(n + 1, dtype=np.int64)
     if write_windows:
@@ -225,7 +247,7 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
             frames.window_read.tolist(), frames.window_number.tolist(), frames.window_start.tolist(), frames.window_length.tolist()
         ):
             window = work[r][start : start + length]
-            pieces.append(b">%s_chunk_%d\n%s\n" % (ids_b[r], k, b"\n".join(window[j : j + _WRAP] for j in range(0, length, _WRAP))))
+            pieces.append(b"%s_chunk_%d\n%s\n" % (heads[r], k, b"\n".join(window[j : j + _WRAP] for j in range(0, length, _WRAP))))
         windows_text = b"".join(pieces)
         sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
         windows_ends = _per_read_ends(np.cumsum(sizes), frames.windows)

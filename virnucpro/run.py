@@ -78,6 +78,7 @@ class RunConfig:
     progress: bool = True
     allow_chunk_mismatch: bool = False  # use a published classifier with the other chunk length anyway
     workers: int | None = None  # tokenisation threads per embedding worker (None: one per core, at most 8)
+    compile: bool = False  # torch.compile the encoder layers (same results within float tolerance; not in stamps)
     devices: list[str] = field(default_factory=list)  # filled by plan_devices()
     command_line: list[str] = field(default_factory=list)  # as typed, for run.log and manifest.json
 
@@ -179,6 +180,7 @@ class EngineOptions:
     precision: str
     workers: int | None
     progress: bool
+    compile: bool = False
 
 
 #: Models loaded by this process, kept between jobs: ``(kind, model, device) → Embedder``. A worker process loads
@@ -198,7 +200,9 @@ def _embed_job(index: int, device: str, item: tuple[EmbedJob, EngineOptions]) ->
 
             torch.cuda.set_device(torch.device(device))
 
-        _LOADED[key] = load_embedder(job.kind, job.model, device=device, precision=options.precision, workers=options.workers)
+        _LOADED[key] = load_embedder(
+            job.kind, job.model, device=device, precision=options.precision, compile=options.compile, workers=options.workers
+        )
     stats = _LOADED[key].embed_fasta(
         Path(job.input), Path(job.output), tokens_per_batch=job.tokens_per_batch, store_dtype=job.store_dtype,
         progress=options.progress, total=job.frames,
@@ -252,7 +256,7 @@ def run_embeddings(cfg: RunConfig, jobs: list[EmbedJob]) -> Iterator[tuple[Embed
     from virnucpro.workqueue import run_on_devices
 
     log.info("embedding %d job(s) on %s", len(jobs), ", ".join(cfg.devices))
-    options = EngineOptions(cfg.precision, cfg.workers, cfg.progress and len(cfg.devices) == 1)
+    options = EngineOptions(cfg.precision, cfg.workers, cfg.progress and len(cfg.devices) == 1, cfg.compile)
     try:
         for done, (item, result) in enumerate(run_on_devices(cfg.devices, [(job, options) for job in jobs], _embed_job), 1):
             job = item[0]
@@ -548,6 +552,7 @@ def cli_run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             allow_chunk_mismatch=args.allow_chunk_mismatch,
             workers=getattr(args, "workers", None),
+            compile=args.compile,
             command_line=list(getattr(args, "command_line", [])),
         )
     )
