@@ -13,7 +13,6 @@ The page cache is warm after writing (no root to drop it): these are warm-cache 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -73,13 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary checkpoints (created; default: system temp)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     from virnucpro import checksum
     from virnucpro.models.convert import convert_esm
 
     layers, dim, heads = SHAPES[args.shape]
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         pt, st = Path(tmp) / f"esm2_random_{args.shape}.pt", Path(tmp) / f"esm2_random_{args.shape}.safetensors"
         write_fair_esm_checkpoint(pt, layers, dim, heads, torch.float16 if args.store == "fp16" else torch.float32)
@@ -97,10 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             "loads": [time_load(path, args.device, precision, args.repeats) for precision in args.precision for path in (pt, st)],
             "note": "warm page cache (files just written); checksums recorded once, not re-hashed per load",
         }
-    text = json.dumps(report, indent=1)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
+    from virnucpro.bench import emit_report
+
+    emit_report(report, args.output)
     return 0
 
 

@@ -13,7 +13,6 @@ the steady-state speed of the compiled layers.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -127,10 +126,9 @@ def main(argv: list[str] | None = None) -> int:
               "data": f"{args.data.name}@{args.chunk}",
               "results": [measure("dna", args.dna_shape, nuc, args.tokens_per_batch, args.repeats, args.compile, corpus),
                           measure("protein", args.esm_shape, prot, args.tokens_per_batch, args.repeats, args.compile)]}
-    text = json.dumps(report, indent=1)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
+    from virnucpro.bench import emit_report
+
+    emit_report(report, args.output)
     return 0
 
 

@@ -21,7 +21,6 @@ the explicit (``reference``) attention path, so the attention products are round
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -220,10 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.real_protein:
         pick = rng.choice(len(prot), args.real_protein, replace=False)
         report["real_size"] += real_size_cosines("protein", modes, [prot[i] for i in pick], args.esm_shape)
-    text = json.dumps(report, indent=1)
-    if args.output:
-        args.output.write_text(text + "\n")
-    print(text)
+    from virnucpro.bench import emit_report
+
+    emit_report(report, args.output)
     return 0
 
 

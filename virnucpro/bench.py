@@ -628,7 +628,8 @@ def _logged(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
-def _emit(report: dict[str, Any], output: Path | None) -> None:
+def emit_report(report: dict[str, Any], output: Path | None) -> None:
+    """Every benchmark's JSON report: to ``output`` (atomically) when given, else to stdout."""
     text = json.dumps(report, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -641,7 +642,7 @@ def cli_benchmark(args: argparse.Namespace) -> int:
     """``virnucpro benchmark``: JSON report of prepare / DNABERT-S / ESM-2 throughput (or host ceilings)."""
     with tempfile.TemporaryDirectory(prefix="virnucpro-bench-") as tmp:
         report = benchmark(args, Path(tmp))
-    _emit(report, args.output)
+    emit_report(report, args.output)
     return 0
 
 
@@ -727,7 +728,7 @@ def cli_profile(args: argparse.Namespace) -> int:
         del embedder
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    _emit(report, args.output)
+    emit_report(report, args.output)
     return 0
 
 
