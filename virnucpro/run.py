@@ -121,14 +121,23 @@ def write_stamp(output: Path, fingerprint: dict[str, Any]) -> None:
         json.dump(fingerprint, out, sort_keys=True)
 
 
-def _prepare_current(cfg: RunConfig, prep_dir: Path, inputs_sha: list[str]) -> dict | None:
+def _prepare_current(cfg: RunConfig, prep_dir: Path) -> dict | None:
+    """The prepare manifest of an earlier run when it can be reused as is, else None.
+
+    The inputs are hashed only when there is a manifest with the same parameters to compare them with: a fresh run
+    reads its inputs once (prepare hashes them while reading), not once more here.
+    """
     try:
         manifest = json.loads((prep_dir / "manifest.json").read_text())
     except (OSError, ValueError):
         return None
     wanted = prepare_parameters(cfg.chunk_length, cfg.n_shards, cfg.tokens_per_shard, SHARD_PREFIX)
     recorded_inputs = [i.get("sha256") for i in manifest.get("inputs", [])]
-    same = manifest.get("parameters") == wanted and recorded_inputs == inputs_sha
+    same = (
+        manifest.get("parameters") == wanted
+        and len(recorded_inputs) == len(cfg.inputs)
+        and recorded_inputs == [file_sha256(p) for p in cfg.inputs]
+    )
     if not same:
         log.info("re-preparing: inputs or parameters changed since %s", prep_dir / "manifest.json")
         return None
@@ -433,9 +442,8 @@ def _run_locked(cfg: RunConfig, outdir: Path, checks: RunChecks, clock: StageClo
             remove_stale_temps(folder)
     cfg.devices = cfg.devices or plan_devices(cfg.device)
     published = checks.published_classifier
-    inputs_sha = [file_sha256(p) for p in cfg.inputs]
     with clock("prepare"):
-        manifest = _prepare_current(cfg, prep_dir, inputs_sha) or prepare(
+        manifest = _prepare_current(cfg, prep_dir) or prepare(
             cfg.inputs, prep_dir, cfg.chunk_length, n_shards=cfg.n_shards, tokens_per_shard=cfg.tokens_per_shard,
             prefix=SHARD_PREFIX, progress=cfg.progress, workers=default_workers(),
         )

@@ -26,7 +26,7 @@ from typing import Iterable, Iterator, Sequence, TextIO
 import numpy as np
 
 from virnucpro.atomic import atomic_group, temp_name
-from virnucpro.calls import CALL_VIRUS, STATUS_NOT_EMBEDDED, STATUS_PARTIAL, ReadCall, call_read, read_call
+from virnucpro.calls import CALL_NA, CALL_OTHERS, CALL_VIRUS, STATUS_NOT_EMBEDDED, STATUS_PARTIAL, ReadCall, call_read
 from virnucpro.errors import InputError
 from virnucpro.fasta import FastaRecord, read_fasta, write_record
 from virnucpro.predict import FRAMES_HEADER, format_score
@@ -102,11 +102,6 @@ def _window_best(frames: Sequence[FrameScore]) -> dict[str, tuple[np.float32, np
     return {w: (s1, s2) for w, (s1, s2) in best.items()}
 
 
-def _window_calls(frames: Sequence[FrameScore]) -> dict[str, bool]:
-    """Original rule per window: max score2 >= max score1."""
-    return {w: bool(s2 >= s1) for w, (s1, s2) in _window_best(frames).items()}
-
-
 class _WindowSorter:
     """The window table sorted by id with memory bounded by :data:`SPILL_ROWS`: sorted runs spill to temp files in
     ``outdir`` and are merged at the end. Lines sort like their ids, since ids hold no character below the tab."""
@@ -175,9 +170,11 @@ def _next_record(records: Iterator[tuple[Path, FastaRecord]], row: dict[str, str
     return record.sequence
 
 
-def _read_windows(row: dict[str, str], frames: Sequence[FrameScore], chunk_length: int, reads_tsv: Path) -> tuple[list, list, list]:
-    """Per window of the read, in contig order: its span on the read, its score (max score2) and its verdict
-    (``None`` when not scored)."""
+def _read_windows(
+    row: dict[str, str], best: dict[str, tuple[np.float32, np.float32]], chunk_length: int, reads_tsv: Path
+) -> tuple[list, list, list]:
+    """Per window of the read, in contig order: its span on the read, its score (max score2) and its verdict by the
+    original rule, max score2 >= max score1 (``None`` when not scored). ``best`` is :func:`_window_best` of its frames."""
     n, length, read_id = int(row["windows"]), int(row["length"]), row["read_id"]
     spans = window_spans(length, chunk_length) if n else []
     if len(spans) != n:
@@ -188,7 +185,7 @@ def _read_windows(row: dict[str, str], frames: Sequence[FrameScore], chunk_lengt
     scores: list[float | None] = [None] * n
     viral: list[bool | None] = [None] * n
     prefix = len(read_id) + len("_chunk_")
-    for window_id, (s1, s2) in _window_best(frames).items():
+    for window_id, (s1, s2) in best.items():
         k = int(window_id[prefix:])
         if not 1 <= k <= n:
             raise InputError(f"{reads_tsv}: read {read_id!r} has {n} windows but a frame of window {k} was scored")
@@ -260,25 +257,23 @@ def summarize(
             frames = _take_frames(row, shard_iters, reads_tsv, frame_tables)
             for f in frames:
                 frames_out.write(f.line + "\n")
-            calls = _window_calls(frames)
-            windows.extend(calls.items())
-            viral = sum(calls.values())
-            call = read_call(len(calls), viral)
+            best = _window_best(frames)
+            windows.extend((w, bool(s2 >= s1)) for w, (s1, s2) in best.items())
+            spans, scores, verdicts = _read_windows(row, best, chunk_length, reads_tsv)
+            rc = call_read(scores, verdicts)  # reads.tsv and virus_summary.tsv share this one call
             max_virus = format_score(max(f.score2 for f in frames)) if frames else "NA"
             status = _status(row, len(frames))
-            _write_read(reads_out, row, len(frames), len(calls), viral, max_virus, call, status)
-            spans, scores, verdicts = _read_windows(row, frames, chunk_length, reads_tsv)
-            rc = call_read(scores, verdicts)
+            _write_read(reads_out, row, len(frames), rc.windows_scored, rc.windows_viral, max_virus, rc.call, status)
             regions = find_regions(spans, scores, verdicts)
             _write_answers(row, status, rc, max_virus, regions, sequence, summary_out, regions_out, fasta_out)
             report.add_read(row["read_id"], len(sequence), status, rc, spans, scores, verdicts, regions)
             counts["reads"] += 1
             counts["frames"] += len(frames)
-            counts["windows"] += len(calls)
-            counts["windows_viral"] += viral
-            counts["reads_virus"] += call == "virus"
-            counts["reads_others"] += call == "others"
-            counts["reads_na"] += call == "NA"
+            counts["windows"] += rc.windows_scored
+            counts["windows_viral"] += rc.windows_viral
+            counts["reads_virus"] += rc.call == CALL_VIRUS
+            counts["reads_others"] += rc.call == CALL_OTHERS
+            counts["reads_na"] += rc.call == CALL_NA
             counts["regions"] += len(regions)
         for index, it in enumerate(shard_iters):
             extra = it.peek()
