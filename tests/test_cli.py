@@ -187,3 +187,59 @@ def test_precision_choices_agree_between_cli_device_and_pipeline_schema() -> Non
         if name == "precision"
     ]
     assert enums == [list(cli.PRECISIONS)]
+
+
+def test_sigterm_while_a_log_line_is_written_still_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM arriving inside a log handler's flush must not be swallowed by logging (which catches Exception,
+    prints '--- Logging error ---' and goes on): the run has to stop with 143 as it would anywhere else."""
+    import io
+    import logging
+    import os
+    import signal
+
+    from virnucpro import cli
+
+    class SignalOnFlush(io.StringIO):
+        def flush(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered here, inside Handler.emit → flush
+
+    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    handler = logging.StreamHandler(SignalOnFlush())
+    logger = logging.getLogger("virnucpro.test-sigterm")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with pytest.raises(Interrupted) as caught:
+            logger.warning("a progress line")
+        assert caught.value.exit_code == 143
+    finally:
+        logger.removeHandler(handler)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_inside_a_finaliser_is_delivered_again() -> None:
+    """Garbage collection runs finalisers and weakref callbacks at any moment, and Python ignores every exception
+    raised in them: a SIGTERM handled there must be sent again and stop the run at the next ordinary line."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from virnucpro import cli
+
+    class SignalOnDelete:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered inside __del__: the handler's exception is unraisable
+
+    previous_signal, previous_hook = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+    cli._install_stop_handling()
+    try:
+        with pytest.raises(Interrupted):
+            victim = SignalOnDelete()
+            del victim
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # ordinary code after the finaliser: the re-sent signal lands here
+                time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGTERM, previous_signal)
+        sys.unraisablehook = previous_hook

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -285,6 +287,27 @@ def _on_sigterm(signum: int, _frame: object) -> None:
     raise Interrupted(f"stopped by signal {signum}; finished outputs are kept, re-run the same command to resume")
 
 
+def _redeliver_interrupt(unraisable: "sys.UnraisableHookArgs") -> None:
+    """A signal handled inside a finaliser or weakref callback (garbage collection can run one at any moment) raises
+    where Python must ignore every exception; SIGTERM is then sent again so it lands in code that can stop the run.
+
+    From a timer thread, a moment later: sent from here it would be handled at once, inside this hook, and be lost
+    again. Should it land in a finaliser again, this hook sends it once more.
+    """
+    if isinstance(unraisable.exc_value, Interrupted):
+        resend = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM))
+        resend.daemon = True
+        resend.start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _install_stop_handling() -> None:
+    """SIGTERM (schedulers, ``kill``) stops the run like Ctrl-C: :class:`Interrupted`, exit 143, outputs consistent."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    sys.unraisablehook = _redeliver_interrupt
+
+
 def _setup_logging(level: int) -> None:
     """One stderr handler on the package logger (replaced on each call, so repeated in-process calls do not stack)."""
     for handler in [h for h in log.handlers if getattr(h, "_virnucpro_cli", False)]:
@@ -304,10 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = ["virnucpro", *argv]  # recorded in run.log / manifest.json
     _setup_logging(logging.WARNING if args.quiet else getattr(logging, args.log_level))
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    _install_stop_handling()
     try:
         status = _handler(args.command, getattr(args, "models_command", None))(args)
-    except VirNucProError as exc:
+    except (VirNucProError, Interrupted) as exc:
         log.error("%s", exc)
         return exc.exit_code
     except OSError as exc:

@@ -87,8 +87,13 @@ class FolderBusy(VirNucProError):
     exit_code = 6
 
 
-class Interrupted(VirNucProError):
-    """The run was stopped by SIGTERM after leaving every file consistent."""
+class Interrupted(BaseException):
+    """The run was stopped by SIGTERM after leaving every file consistent.
+
+    Raised from the signal handler, so it can surface inside any code, logging included: like ``KeyboardInterrupt`` it
+    is a ``BaseException``, because ``logging`` (and any other ``except Exception``) would otherwise swallow it,
+    print a traceback and let the run go on after the scheduler asked it to stop.
+    """
 
     exit_code = 143
 
