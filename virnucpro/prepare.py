@@ -23,16 +23,15 @@ import argparse
 import contextlib
 import hashlib
 import heapq
+import itertools
 import json
 import logging
 import os
-import signal
 import sys
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -44,7 +43,7 @@ from virnucpro.frames import FRAME_NAMES, block_frames
 from virnucpro.lock import folder_lock
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+    from virnucpro.blockpool import BlockPool
 
 log = logging.getLogger("virnucpro.prepare")
 
@@ -74,6 +73,9 @@ for _c in DNA_LETTERS:
 _U_TO_T = bytes.maketrans(b"Uu", b"Tt")
 _DNA_BYTES = "".join(sorted(DNA_LETTERS - set("Uu"))).encode("ascii")
 _HEADER_TAIL = tuple(f"{name}\n".encode() for name in FRAME_NAMES)
+#: Shared-memory slot of a worker, in blocks: room for a block, or for its formatted records (usually 1-2x the block;
+#: a result that does not fit travels pickled, correct but slower).
+SLOT_FACTOR = 4
 _WRAP = 60  # windows.fa is wrapped like Biopython's FASTA writer, as the original chunk file
 
 
@@ -100,14 +102,20 @@ def default_workers() -> int:
 # One block of reads (runs in a worker process when workers > 1)
 
 
+Bytes = Union[bytes, memoryview]
+
+
 @dataclass
 class BlockResult:
     """Everything the reading process needs from one block, formatted as far as possible.
 
     ``nuc``/``prot``/``windows_text`` hold the block's records; ``*_ends`` (one more entry than reads) delimit each
-    read's part. ``rows`` is the block's reads.tsv text for the common case (no duplicate id, one shard); otherwise
-    the reading process builds the rows from the per-read arrays.
+    read's part. ``rows`` is the block's reads.tsv text (UTF-8) for the common case (no duplicate id, one shard);
+    otherwise the reading process builds the rows from the per-read arrays. The ``BULK`` fields come back from a
+    worker through shared memory (:mod:`virnucpro.blockpool`), as memoryviews.
     """
+
+    BULK: ClassVar[tuple[str, ...]] = ("nuc", "prot", "windows_text", "rows")
 
     first_record: int
     ids: list[str]
@@ -116,13 +124,13 @@ class BlockResult:
     frames: np.ndarray
     tokens: np.ndarray
     status: np.ndarray
-    nuc: bytes
-    prot: bytes
+    nuc: Bytes
+    prot: Bytes
     nuc_ends: np.ndarray
     prot_ends: np.ndarray
-    windows_text: bytes
+    windows_text: Bytes
     windows_ends: np.ndarray
-    rows: str
+    rows: Bytes
     rna_reads: int
     not_dna: int
     nonempty: int
@@ -173,8 +181,9 @@ def _per_read_ends(record_ends: np.ndarray, per_read: np.ndarray) -> np.ndarray:
     return ends[np.concatenate([[0], np.cumsum(per_read)])]
 
 
-def _rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarray) -> str:
-    """reads.tsv rows: id, file, record number, then ``columns`` (length, windows, frames, tokens, shard, status code).
+def _rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarray) -> bytes:
+    """reads.tsv rows (UTF-8): id, file, record number, then ``columns`` (length, windows, frames, tokens, shard,
+    status code).
 
     The numeric tail of a row repeats a lot within a block (reads of one length give few distinct window/frame/token
     counts), so each distinct tail is formatted once (``np.unique`` over the rows) and gathered back; the row pieces
@@ -182,7 +191,7 @@ def _rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarr
     """
     n = len(ids)
     if not n:
-        return ""
+        return b""
     key = np.zeros(n, dtype=np.int64)  # rank of each row's tail among the distinct tails, built column by column
     for column in columns:  # (1-D sorts: np.unique over whole rows sorts records, many times slower)
         values, rank = np.unique(column, return_inverse=True)
@@ -194,7 +203,7 @@ def _rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarr
     parts[0::4] = ids
     parts[2::4] = map(str, range(first_record, first_record + n))
     parts[3::4] = _gather(tails, inverse.reshape(-1))
-    return "".join(parts)
+    return "".join(parts).encode("utf-8")
 
 
 def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, rows: bool) -> BlockResult:
@@ -252,7 +261,7 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
         sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
         windows_ends = _per_read_ends(np.cumsum(sizes), frames.windows)
 
-    text = ""
+    text = b""
     if rows:
         shard = (frames.frames > 0).astype(np.int64)
         text = _rows_text(ids, label, block.first_record, lengths, frames.windows, frames.frames, frames.tokens, shard, status)
@@ -285,11 +294,6 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
     )
 
 
-def _worker_init() -> None:
-    """Workers leave Ctrl-C to the reading process, which stops them cleanly (no traceback per worker)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _start_method():  # noqa: ANN202 - a multiprocessing context
     """``fork`` (workers ready in milliseconds, nothing re-imported) when no other thread could hold a lock at fork
     time and torch, whose thread pools do not survive a fork, is not loaded; ``spawn`` otherwise (``virnucpro run``).
@@ -303,23 +307,25 @@ def _start_method():  # noqa: ANN202 - a multiprocessing context
 
 
 class BlockRunner:
-    """Runs :func:`process_block` over a stream of blocks, results in input order, in this process or a pool.
+    """Runs :func:`process_block` over a stream of blocks, results in input order, in this process or in a
+    :class:`~virnucpro.blockpool.BlockPool` of ``workers`` processes.
 
     The pool starts only when an input has a second block, so small inputs never pay for it; while it starts, this
     process handles the first block.
-    At most ``2 * workers`` blocks are in flight, which bounds memory.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, block_bytes: int = BLOCK_BYTES) -> None:
         self.workers = max(1, int(workers))
-        self._pool: ProcessPoolExecutor | None = None
+        self.block_bytes = block_bytes
+        self._pool: BlockPool | None = None
         self._context = _start_method()  # decided before this stage starts threads of its own
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self) -> BlockPool:
         if self._pool is None:
-            from concurrent.futures import ProcessPoolExecutor
+            from virnucpro.blockpool import BlockPool
 
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=self._context, initializer=_worker_init)
+            # a slot holds a block (which may pass block_bytes by up to a read) or its records (~1-2x its size)
+            self._pool = BlockPool(self.workers, self._context, SLOT_FACTOR * self.block_bytes)
         return self._pool
 
     def map(self, blocks: Iterable[RawBlock], *args: object) -> Iterator[BlockResult]:
@@ -333,26 +339,13 @@ class BlockRunner:
             for block in it:
                 yield process_block(block, *args)  # type: ignore[arg-type]
             return
-        pool = self._executor()
-        pending: deque[Future[BlockResult]] = deque([pool.submit(process_block, second, *args)])
-
-        def top_up() -> None:
-            while len(pending) < 2 * self.workers:
-                block = next(it, None)
-                if block is None:
-                    return
-                pending.append(pool.submit(process_block, block, *args))
-
-        top_up()
+        results = self._executor().map(process_block, itertools.chain([second], it), *args)  # submits right away
         yield process_block(first, *args)  # type: ignore[arg-type]
-        while pending:
-            result = pending.popleft().result()
-            top_up()
-            yield result
+        yield from results
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
             self._pool = None
 
 
@@ -383,7 +376,7 @@ class Shard:
             self._nuc = open(self._tmp[0], "wb")
             self._prot = open(self._tmp[1], "wb")
 
-    def write(self, nuc: bytes, prot: bytes) -> None:
+    def write(self, nuc: Bytes, prot: Bytes) -> None:
         if self._nuc is None:
             self.open()
         assert self._nuc is not None and self._prot is not None
@@ -556,7 +549,7 @@ def prepare(
     with folder_lock(outdir):
         remove_stale_temps(outdir)
         shards = ShardSet(outdir, prefix, n_shards, tokens_per_shard)
-        runner = BlockRunner(workers)
+        runner = BlockRunner(workers, block_bytes)
         try:
             return _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shards, tokens_per_shard, write_windows, progress, block_bytes, allow_empty)
         except BaseException:
@@ -570,8 +563,8 @@ def _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shar
     totals = _Totals()
     input_info = []
     with contextlib.ExitStack() as stack:
-        reads_out = stack.enter_context(atomic_text(outdir / "reads.tsv"))
-        reads_out.write("\t".join(READS_HEADER) + "\n")
+        reads_out = stack.enter_context(open(stack.enter_context(atomic_path(outdir / "reads.tsv")), "wb"))
+        reads_out.write(("\t".join(READS_HEADER) + "\n").encode())
         windows_out: BinaryIO | None = None
         if write_windows:
             windows_out = stack.enter_context(open(stack.enter_context(atomic_path(outdir / "windows.fa")), "wb"))
@@ -639,7 +632,7 @@ def _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shar
     return manifest
 
 
-def _take(result: BlockResult, label: str, shards: ShardSet, totals: _Totals, reads_out, windows_out: BinaryIO | None) -> None:
+def _take(result: BlockResult, label: str, shards: ShardSet, totals: _Totals, reads_out: BinaryIO, windows_out: BinaryIO | None) -> None:
     """Place one processed block: duplicate ids, shard choice, and the writes, in input order.
 
     Per-read Python runs only where the choice is per read (several shards) or a duplicate id was found."""
