@@ -134,6 +134,22 @@ def test_workers_and_block_size_do_not_change_a_byte(tmp_path: Path, options: di
     assert sum(r["status"] == "duplicate_id" for r in rows) == 5 * 60
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_header_deep_in_the_input_names_its_record_and_line_with_any_workers(tmp_path: Path, workers: int) -> None:
+    """A header that is not UTF-8, 40 blocks in, is found by whichever process parses its block; the error names the
+    record and line counted across all blocks before it, and no output is left behind."""
+    good = INPUT_FA.read_bytes()
+    records = good.count(b"\n>") + 1
+    lines = good.count(b"\n")
+    fasta = tmp_path / "in.fa"
+    fasta.write_bytes(good * 40 + b">bad\xff id\nACGT\n" + good)
+    out = tmp_path / "o"
+    with pytest.raises(InputError) as caught:
+        prepare([fasta], out, 500, workers=workers, block_bytes=len(good) // 3, progress=False)
+    assert str(caught.value).startswith(f"{fasta}: record {40 * records + 1} (bad\\xff), line {40 * lines + 1}: header is not valid text")
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+
+
 def test_parallel_run_uses_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import virnucpro.prepare as prepare_module
 

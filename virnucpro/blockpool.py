@@ -40,7 +40,8 @@ class InSlot:
 
 
 def _init_worker(arena: Any, slot_bytes: int) -> None:
-    """Workers leave Ctrl-C to the reading process, which stops them cleanly (no traceback per worker)."""
+    """Attach the shared buffer (inherited, or passed as a file descriptor to a spawned worker). Workers leave Ctrl-C
+    to the reading process, which stops them cleanly (no traceback per worker)."""
     global _view, _slot_bytes
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if arena is not None:
@@ -71,7 +72,8 @@ class BlockPool:
     """``map(function, items, *args)`` in ``workers`` processes, results in input order (see the module docstring).
 
     ``items`` have a ``data`` bytes field (dataclasses); ``function`` returns an object whose ``BULK`` attribute
-    names its bytes fields. At most ``SLOTS_PER_WORKER * workers`` items are in flight, which bounds memory.
+    names its bytes fields. At most one item per slot (``SLOTS_PER_WORKER * workers + 1``) is in flight, which bounds
+    memory.
     ``slot_bytes`` = 0 passes everything pickled.
     """
 
@@ -128,7 +130,6 @@ class BlockPool:
             while pending:
                 future, slot = pending.popleft()
                 result = self._resolve(future.result())
-                top_up()
                 yield result
                 free.append(slot)
                 top_up()
