@@ -67,14 +67,19 @@ def test_blocks_and_results_larger_than_a_slot_travel_pickled() -> None:
     assert kinds == {bytes, memoryview}  # both ways were taken
 
 
-def test_no_shared_memory_falls_back_to_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where shared memory cannot be created, everything is pickled, with the same results."""
+@pytest.mark.parametrize("where", ["create", "reserve"])
+def test_no_shared_memory_falls_back_to_pipes(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Where shared memory cannot be created or its pages reserved (a full /dev/shm), everything is pickled, with
+    the same results."""
     import multiprocessing.heap
 
-    def no_room(size: int) -> None:
+    def no_room(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(multiprocessing.heap, "Arena", no_room)
+    if where == "create":
+        monkeypatch.setattr(multiprocessing.heap, "Arena", no_room)
+    else:
+        monkeypatch.setattr(blockpool.os, "posix_fallocate", no_room)
     blocks = _blocks(INPUT_FA, 8000)
     pool = BlockPool(2, get_context("fork"), slot_bytes=1 << 20)
     try:

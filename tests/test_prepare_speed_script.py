@@ -49,12 +49,11 @@ def test_benchmark_script_tiny_mode(tmp_path: Path) -> None:
         assert case["frames"] > 0 and case["reads"] == 150
         assert case["original"]["wall_s"] > 0 and case["virnucpro_1_worker"]["cpu_s"] > 0
     workers = report["cases"][-1]
-    assert workers["identical_outputs"] is True and workers["reads"] == 300
+    assert workers["identical_outputs"] is True and workers["halves_hold_every_read"] is True and workers["reads"] == 300
     runs = workers["all_runs_wall_s"]
-    assert sorted(runs) == ["one", "one_core_1", "one_core_2", "spin1", "spin2", "two"]
-    assert all(len(v) == 1 and v[0] > 0 for v in runs.values())
-    assert workers["machine_scaling_2_vs_1"] == round(2 * runs["spin1"][0] / runs["spin2"][0], 2)
+    assert sorted(runs) == ["halves", "one", "two"] and all(len(v) == 1 and v[0] > 0 for v in runs.values())
     assert workers["speedup_2_vs_1"] == round(runs["one"][0] / runs["two"][0], 2)
+    assert workers["ideal_2_vs_1"] == round(runs["one"][0] / runs["halves"][0], 2)
 
 
 def _tiny_realdata(folder: Path) -> Path:

@@ -19,6 +19,7 @@ results, in input order.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -87,8 +88,10 @@ class BlockPool:
 
             try:
                 self._arena = Arena(self.slots * slot_bytes)
+                # reserve the pages now: a tmpfs filled by someone else later would otherwise kill us with SIGBUS
+                os.posix_fallocate(self._arena.fd, 0, self.slots * slot_bytes)
             except OSError:  # no room for shared memory: everything goes through the pipes, as correct, slower
-                self.slot_bytes = 0
+                self._arena, self.slot_bytes = None, 0
         self._view = memoryview(self._arena.buffer).cast("B") if self._arena is not None else None
         self._pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(self._arena, self.slot_bytes))
 
