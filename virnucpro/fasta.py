@@ -242,7 +242,7 @@ def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator
             started = bool(chunk)
         if eof:
             if parts or chunk:
-                yield RawBlock(name, b"".join(parts) + chunk, record, line)
+                yield RawBlock(name, b"".join([*parts, chunk]), record, line)
             return
         if not chunk:
             continue
@@ -257,7 +257,7 @@ def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator
             parts.append(chunk)
             size += len(chunk)
             continue
-        block = b"".join(parts) + chunk[:cut]
+        block = b"".join([*parts, memoryview(chunk)[:cut]])  # one copy (a + of bytes would copy the block twice)
         rest = chunk[cut:]
         parts, size = ([rest], len(rest)) if rest else ([], 0)
         newlines, headers = _count_lines(block)

@@ -5,7 +5,8 @@ cuts the input at record boundaries, :func:`process_block` parses a block, trans
 (:func:`virnucpro.frames.block_frames`) and formats its shard records and ``reads.tsv`` rows, and the reading process
 then assigns whole reads to shards in input order. With ``workers`` > 1 the blocks are processed by a pool of
 processes while the reading process keeps the order, so the outputs are byte-identical whatever the worker count,
-and memory stays at a few blocks per worker (plus the set of seen ids) whatever the input size.
+and memory stays at a few blocks per worker (plus the set of seen ids) whatever the input size. Blocks and their
+formatted records travel between the processes through shared memory (:mod:`virnucpro.blockpool`).
 
 Shards are balanced by ESM-2 tokens (protein length + BOS/EOS), the cost that dominates embedding time; a read's
 frames stay together and in their original order inside one shard. Every input read gets a row in ``reads.tsv``, with
