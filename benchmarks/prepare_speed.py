@@ -7,7 +7,8 @@ both wrote the same frames byte for byte. Cases (``--reads`` reads each, default
 
 * synthetic 500 bp reads, chunk 500 (random DNA carrying one stop-free frame: ``virnucpro.bench``'s generator);
 * real-like 500 bp reads, chunk 300, and real-like 150 bp reads, chunk 300: fragments sampled at random positions
-  of the sequences in ``/work/shared/realdata`` (read in place; the sampled FASTA is written to a temp folder);
+  of the sequences in ``/work/shared/realdata`` (read in place; the sampled FASTA is written to a temp folder;
+  ``--realdata`` may name another such folder, or one FASTA file to sample from);
 * workers: ``--big-reads`` real-like 500 bp reads, chunk 500, with ``--workers 1`` and ``--workers 2``, and a
   control: two independent ``--workers 1`` processes started together, each on half of the reads. That is the same
   work split in two with no coordination at all, so its speed-up over one process (``ideal_2_vs_1``) is the most any
@@ -58,7 +59,8 @@ def write_real_like(path: Path, n_reads: int, length: int, realdata: Path, seed:
     """``n_reads`` fragments of ``length`` bp taken at random positions of real sequences (weighted by length)."""
     from virnucpro.fasta import read_fasta, write_record
 
-    sources = [(r.id, r.sequence) for name in REAL_FILES for r in read_fasta(realdata / name) if len(r.sequence) >= length]
+    files = [realdata] if realdata.is_file() else [realdata / name for name in REAL_FILES]
+    sources = [(r.id, r.sequence) for path in files for r in read_fasta(path) if len(r.sequence) >= length]
     if not sources:
         raise SystemExit(f"no sequence of {length} bp or more under {realdata}")
     rng = np.random.default_rng(seed + length)
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", type=int, default=60_000, help="reads per comparison case (default 60000)")
     parser.add_argument("--big-reads", type=int, default=200_000, help="reads of the 1-vs-2-workers case (default 200000)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement, the fastest is kept (default 1)")
-    parser.add_argument("--realdata", type=Path, default=REALDATA, help=f"folder of real sequences (default {REALDATA})")
+    parser.add_argument("--realdata", type=Path, default=REALDATA, help=f"folder of real sequences, or one FASTA file (default {REALDATA})")
     parser.add_argument("--workdir", type=Path, default=None, help="keep inputs and outputs here (default: a temp folder)")
     parser.add_argument("--output", type=Path, default=None, help="JSON report (default: stdout)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES), help="cases to run (default: all)")

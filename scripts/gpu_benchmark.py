@@ -8,7 +8,10 @@ Writes, under ``--out`` (default ``$OUT``, else ``./gpu-benchmark``):
 * ``agreement.json``   — bf16 vs fp32: (a) frame calls and scores of ``virnucpro run`` on the real reads shipped in
   the repository (tests/data/reference, tiny reference models), (b) embedding cosine at the real model sizes
   (random weights, the same weights cast to bf16);
-* ``summary.json``     — the headline numbers of the three files.
+* ``prepare_workers.json`` — ``benchmarks/prepare_speed.py --cases workers`` (issue 11): ``virnucpro prepare`` with 1
+  and 2 workers on 200,000 real-like 500 bp reads, against the ideal 2-way split; the GPU host's many cores measure
+  what the 2-core development VM cannot (its two vCPUs do not run two processes at full speed);
+* ``summary.json``     — the headline numbers of these files.
 
 ``--smoke`` runs the same steps on CPU with tiny models and a few reads (the test suite does, so this cannot rot).
 Real weights are used when ``--dnabert``/``--esm`` point to them; otherwise random weights of the real sizes.
@@ -51,6 +54,17 @@ def embed(out: Path, args: argparse.Namespace) -> dict:
     _virnucpro("benchmark", "--reads", str(args.reads), "--read-lengths", "500", "--stages", "dna", "protein",
                "--device", args.device, "--precision", args.precision, "--dnabert", args.dnabert, "--esm", args.esm,
                "--output", str(path), "-q", *extra)
+    return json.loads(path.read_text())
+
+
+def prepare_workers(out: Path, args: argparse.Namespace) -> dict:
+    realdata = Path("/work/shared/realdata")  # sampled in place where present, else the reads shipped in the repository
+    path = out / "prepare_workers.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "prepare_speed.py"), "--cases", "workers",
+               "--big-reads", str(args.big_reads), "--repeats", str(args.repeats),
+               "--realdata", str(realdata if realdata.is_dir() else REF / "input.fa"), "--output", str(path)]
+    print("+", " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True)
     return json.loads(path.read_text())
 
 
@@ -134,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.device, args.precision, args.reads, args.host_reads, args.cos_reads = "cpu", "fp32", 8, 60, 6
+        args.big_reads, args.repeats = 300, 1
         args.dnabert, args.esm = args.dnabert or "random-tiny", args.esm or "random-tiny"
         args.dnabert_host, args.esm_host = "random-full", "random-3B"
     else:
         args.device, args.precision, args.reads, args.host_reads, args.cos_reads = "cuda", "bf16", 20000, 200000, 500
+        args.big_reads, args.repeats = 200000, 5
         args.dnabert, args.esm = args.dnabert or "random-full", args.esm or "random-3B"
         args.dnabert_host, args.esm_host = args.dnabert, args.esm
     args.out.mkdir(parents=True, exist_ok=True)
@@ -145,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     host = host_only(args.out, args)
     model = embed(args.out, args)
     agree = agreement(args.out, args)
+    workers = prepare_workers(args.out, args)["cases"][0]
     summary = {
         "smoke": args.smoke,
         "hardware": model["hardware"],
@@ -154,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                                          "e2e_seq_per_s", "mfu", "e2e_mfu", "peak_tflops")} for r in model["runs"]],
         "peak_tflops_source": model["peak_tflops_source"],
         "agreement": agree,
+        "prepare_workers": {k: workers[k] for k in ("reads", "one_worker", "two_workers", "speedup_2_vs_1", "ideal_2_vs_1",
+                                                    "efficiency", "medians", "identical_outputs")},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command for the whole GPU measurement of the embedding engine (issue 10): host-only ceilings, ESM-2 3B and
-# DNABERT-S tokens/s end to end and forward-only with MFU, bf16 vs fp32 agreement. JSON goes to $OUT (or
+# DNABERT-S tokens/s end to end and forward-only with MFU, bf16 vs fp32 agreement, and (issue 11) prepare with 1 vs 2
+# workers on the host's free cores. JSON goes to $OUT (or
 # ./gpu-benchmark). Run from the repository root on a machine with an NVIDIA GPU and virnucpro installed:
 #
 #   scripts/gpu_benchmark.sh                       # random weights of the real sizes

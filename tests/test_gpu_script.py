@@ -16,10 +16,12 @@ def test_gpu_benchmark_script_smoke(tmp_path: Path) -> None:
     proc = subprocess.run([str(REPO / "scripts" / "gpu_benchmark.sh"), "--smoke"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("host_only.json", "embed.json", "agreement.json", "summary.json"):
+    for name in ("host_only.json", "embed.json", "agreement.json", "prepare_workers.json", "summary.json"):
         assert (tmp_path / name).is_file(), name
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["smoke"] is True and summary["hardware"]["device"] == "cpu"
+    workers = summary["prepare_workers"]
+    assert workers["reads"] == 300 and workers["identical_outputs"] is True and workers["speedup_2_vs_1"] > 0
     assert {(r["stage"], r["workers"]) for r in summary["host_only"]} >= {("dna", 1), ("protein", 1)}
     assert all(r["host_seq_per_s"] > 0 and r["peak_rss_bytes"] > 0 for r in summary["host_only"])
     assert [r["stage"] for r in summary["embed"]] == ["dna", "protein"]

@@ -18,7 +18,6 @@ from conftest import INPUT_FA, expected
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "prepare_speed.py"
-REALDATA = Path("/work/shared/realdata")
 
 
 @pytest.mark.parametrize("chunk", [300, 500])
@@ -32,10 +31,9 @@ def test_original_recreation_reproduces_the_golden_files(tmp_path: Path, chunk: 
 
 
 def test_benchmark_script_tiny_mode(tmp_path: Path) -> None:
-    realdata = REALDATA if REALDATA.is_dir() else _tiny_realdata(tmp_path / "real")
     out = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--reads", "150", "--big-reads", "300", "--realdata", str(realdata), "--output", str(out),
+        [sys.executable, str(SCRIPT), "--reads", "150", "--big-reads", "300", "--realdata", str(INPUT_FA), "--output", str(out),
          "--cases", "synthetic-500bp", "real-like-150bp", "workers"],
         capture_output=True, text=True,
     )
@@ -54,11 +52,3 @@ def test_benchmark_script_tiny_mode(tmp_path: Path) -> None:
     assert sorted(runs) == ["halves", "one", "two"] and all(len(v) == 1 and v[0] > 0 for v in runs.values())
     assert workers["speedup_2_vs_1"] == round(runs["one"][0] / runs["two"][0], 2)
     assert workers["ideal_2_vs_1"] == round(runs["one"][0] / runs["halves"][0], 2)
-
-
-def _tiny_realdata(folder: Path) -> Path:
-    """Stand-in for /work/shared/realdata where it is absent: the reference reads under the expected names."""
-    folder.mkdir(parents=True)
-    for name in ("virus_3kb.fa", "host_3kb.fa", "gut_metagenome_contigs.fa"):
-        (folder / name).write_bytes(INPUT_FA.read_bytes())
-    return folder
