@@ -271,7 +271,7 @@ def _count_lines(data: bytes) -> tuple[int, int]:
 
     It runs in the reading process for every block, where with several workers every cycle delays all of them: one
     vectorised compare counts the newlines, and only the few ``>`` positions are checked for a newline before them
-    (3x faster than comparing the whole block twice, 4x faster than two ``bytes.count`` scans)."""
+    (3x faster than comparing the whole block twice, or than two ``bytes.count`` scans)."""
     text = np.frombuffer(data, dtype=np.uint8)
     after = np.flatnonzero(text[1:] == ord(">"))  # index of the byte before each ">" (the first byte excluded)
     return int(np.count_nonzero(text == NL[0])), int(np.count_nonzero(text[after] == NL[0]))
