@@ -325,7 +325,6 @@ class BlockRunner:
         if self._pool is None:
             from virnucpro.blockpool import BlockPool
 
-            # a slot holds a block (which may pass block_bytes by up to a read) or its records (~1-2x its size)
             self._pool = BlockPool(self.workers, self._context, SLOT_FACTOR * self.block_bytes)
         return self._pool
 
