@@ -31,10 +31,12 @@ import numpy as np
 import torch
 
 from virnucpro.device import peak_memory, precision_name, resolve_device, resolve_precision
+from virnucpro.engine.backoff import TokenBudget
 from virnucpro.engine.batching import TokenChunk, pad_tokens, plan_batches
 from virnucpro.engine.flight import DeviceLoop, FaultHook, HostBatch, PreparedChunk, SequenceTooLarge, build_batch
 from virnucpro.engine.sink import OrderedSink
 from virnucpro.engine.stream import Prefetch, default_workers, read_chunks
+from virnucpro.engine.transfer import Transfer, transfer_for
 from virnucpro.errors import InputError
 from virnucpro.fasta import read_fasta
 from virnucpro.h5io import STORE_DTYPES, MatrixWriter
@@ -89,6 +91,10 @@ class Embedder:
         self.in_flight = in_flight
         self.host_only = host_only
         self.fault_hook: FaultHook | None = None
+        #: How results come back from the device (tests may give a late-arriving one to queue batches on CPU).
+        self.transfer: Transfer = transfer_for(device)
+        #: OOM ceilings learnt on this device, kept across files (a worker loads a model once and embeds many shards)
+        self.budget = TokenBudget()
 
     @property
     def attention(self) -> str:
@@ -119,6 +125,7 @@ class Embedder:
         return DeviceLoop(
             self.step, self.device, self.encoder.pad_id, in_flight=self.in_flight, fault_hook=self.fault_hook,
             on_too_large=on_too_large, stats=stats, describe=f"{self.name}, {precision_name(self.dtype)}",
+            transfer=self.transfer, budget=self.budget,
         )
 
     # -- in memory (tests, profile) --------------------------------------------------------------------------------
@@ -172,7 +179,7 @@ class Embedder:
         """Tokenise one chunk read from the FASTA and build its padded (pinned on CUDA) batches, longest first."""
         start, ids, sequences = item
         chunk = TokenChunk.of(start, ids, self.encoder.tokenize(ids, sequences))
-        pin = self.device.type == "cuda"
+        pin = self.transfer.pin
         batches = [build_batch(chunk, rows, self.encoder.pad_id, pin) for rows in plan_batches(chunk.lengths, tokens_per_batch)]
         return PreparedChunk(chunk, batches)
 
