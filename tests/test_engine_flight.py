@@ -78,11 +78,21 @@ def _run(embedder, fa: Path, out: Path, in_flight: int, hook, tokens: int = 300)
     return stats, embedder.transfer if in_flight > 1 else None
 
 
-def test_too_large_sequence_at_every_position_with_batches_in_flight(dna, tmp_path: Path) -> None:
-    """30 reads in chunks of 8, ~3 batches per chunk, 3 in flight: whichever read cannot fit, it alone is recorded
-    as not embedded and every other row equals the one-at-a-time run (and the original's values)."""
+def _cheap_step(embedder, fa: Path, monkeypatch) -> np.ndarray:
+    """Give ``embedder`` a pooled random-embedding step (fast; each row depends on its own tokens only) and return
+    the rows it must produce for ``fa``."""
+    tokens = embedder.read_and_tokenize(fa)[1]
+    table = torch.randn(max(embedder.encoder.pad_id, *(int(t.max()) for t in tokens)) + 1, embedder.dim)
+    monkeypatch.setattr(embedder, "step", _pool_step(table))
+    return np.stack([table[torch.from_numpy(t.astype(np.int64))].mean(0).numpy() for t in tokens])
+
+
+def test_too_large_sequence_at_every_position_with_batches_in_flight(dna, tmp_path: Path, monkeypatch) -> None:
+    """30 reads in chunks of 8, 3-4 batches per chunk, 3 in flight: whichever read cannot fit, it alone is recorded as
+    not embedded and every other row equals the one-at-a-time run. (A cheap pooling step stands in for the model:
+    what is tested is the loop and the sink; the model's own values are checked in the next test.)"""
     fa, ids = _subset(tmp_path, 30)
-    gold = golden("dnabert", 300)[1][:30]
+    want = _cheap_step(dna, fa, monkeypatch)
     for target in range(len(ids)):
         def too_large(rows: np.ndarray, lengths: np.ndarray) -> None:
             if target in rows:
@@ -91,8 +101,8 @@ def test_too_large_sequence_at_every_position_with_batches_in_flight(dna, tmp_pa
         outputs = []
         for in_flight in (1, 3):
             out = tmp_path / f"{target}.{in_flight}.h5"
-            stats, late = _run(dna, fa, out, in_flight, too_large)
-            assert stats["too_large"] == 1 and stats["sequences"] == 30
+            stats, late = _run(dna, fa, out, in_flight, too_large, tokens=30)
+            assert stats["too_large"] == 1 and stats["sequences"] == 30 and stats["batches"] >= 10
             if late is not None:
                 assert late.most == 3 and late.outstanding == 0  # really 3 batches queued, all landed
             outputs.append(_Table(out))
@@ -102,7 +112,7 @@ def test_too_large_sequence_at_every_position_with_batches_in_flight(dna, tmp_pa
         assert not many.matrix[target].any()
         keep = np.arange(30) != target
         assert np.abs(many.matrix - one.matrix).max() <= 1e-6
-        assert np.abs(many.matrix[keep] - gold[keep]).max() <= 1e-4
+        assert np.abs(many.matrix[keep] - want[keep]).max() <= 1e-5
 
 
 def test_in_flight_results_land_in_launch_order_with_oom_halving(dna, tmp_path: Path) -> None:
@@ -189,10 +199,11 @@ def test_token_budget_keeps_the_largest_size_that_worked() -> None:
     assert [p.tolist() for p in budget.split(np.array([0]), lengths)] == [[0]]
 
 
-def test_oom_budget_is_remembered_for_the_rest_of_the_run(dna, tmp_path: Path) -> None:
+def test_oom_budget_is_remembered_for_the_rest_of_the_run(dna, tmp_path: Path, monkeypatch) -> None:
     """Memory holds 300 padded tokens: the first batch teaches it; later batches, in later chunks and in the next
     file, are split before launch instead of running out of memory again."""
     fa, ids = _subset(tmp_path, 40)
+    want = _cheap_step(dna, fa, monkeypatch)
     failures: list[int] = []
     ran: list[int] = []
 
@@ -205,7 +216,7 @@ def test_oom_budget_is_remembered_for_the_rest_of_the_run(dna, tmp_path: Path) -
 
     stats, _ = _run(dna, fa, tmp_path / "a.h5", 1, memory_of_300, tokens=2000)
     table = _Table(tmp_path / "a.h5")
-    assert table.valid.all() and np.abs(table.matrix - golden("dnabert", 300)[1][:40]).max() <= 1e-4
+    assert table.valid.all() and np.abs(table.matrix - want).max() <= 1e-5
     lengths = np.array([len(t) for t in dna.read_and_tokenize(fa)[1]])
     too_big = [b for c in range(0, 40, 8) for b in plan_batches(lengths[c : c + 8], 2000) if lengths[c:c+8][b].max() * len(b) > 300]
     assert len(too_big) == 5 and len(failures) <= 2, failures  # without memory each chunk's batch fails, and again
