@@ -84,6 +84,19 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def use_device(device: torch.device) -> None:
+    """Make ``device`` (``cuda:N``) the current CUDA device; nothing for CPU or a bare ``cuda`` (keeps the current one).
+
+    Several things follow the CURRENT device rather than the tensors' device: the stream that bare
+    ``torch.cuda.current_stream()`` and new events refer to, the cuBLAS/cuDNN handles and workspaces, and memory
+    that libraries allocate on the side. A process working on ``cuda:1`` while ``cuda:0`` is current would create
+    contexts and workspaces on GPU 0 and wait on the wrong stream; so the device is made current before the model
+    is loaded (one device per process: the CLI, or one worker of the multi-GPU pool).
+    """
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device.index)
+
+
 def resolve_precision(spec: str, device: torch.device) -> Precision:
     """``auto`` → :data:`AUTO_CUDA` on CUDA compute capability >= 8.0, fp32 elsewhere (CPU included); else the named mode."""
     spec = (spec or "auto").strip().lower()

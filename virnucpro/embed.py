@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from virnucpro.device import peak_memory, precision_name, resolve_device, resolve_precision
+from virnucpro.device import peak_memory, precision_name, resolve_device, resolve_precision, use_device
 from virnucpro.engine.backoff import TokenBudget
 from virnucpro.engine.batching import TokenChunk, pad_tokens, plan_batches
 from virnucpro.engine.flight import DeviceLoop, FaultHook, HostBatch, PreparedChunk, SequenceTooLarge, build_batch
@@ -273,9 +273,11 @@ def load_embedder(
     """Load DNABERT-S (``kind="dna"``) or ESM-2 (``kind="protein"``) from a local path or a hub/fair-esm name.
 
     ``compile`` asks the loader to ``torch.compile`` the layers; ``engine`` passes pipeline options (``workers``,
-    ``chunk_size``, ``in_flight``) to :class:`Embedder`.
+    ``chunk_size``, ``in_flight``) to :class:`Embedder`. ``cuda:N`` becomes the process's current device first
+    (:func:`~virnucpro.device.use_device`).
     """
     dev = resolve_device(device)
+    use_device(dev)
     dtype = resolve_precision(precision, dev)
     if attention not in ATTENTION_MODES:
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, not {attention!r}")

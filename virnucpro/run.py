@@ -202,12 +202,7 @@ def _embed_job(index: int, device: str, item: tuple[EmbedJob, EngineOptions]) ->
     job, options = item
     key = (job.kind, job.model, device)
     if key not in _LOADED:
-        from virnucpro.embed import load_embedder
-
-        if device.startswith("cuda:"):  # one GPU per worker: make it the current device for streams and allocations
-            import torch
-
-            torch.cuda.set_device(torch.device(device))
+        from virnucpro.embed import load_embedder  # makes a cuda:N device current (virnucpro.device.use_device)
 
         _LOADED[key] = load_embedder(
             job.kind, job.model, device=device, precision=options.precision, compile=options.compile, workers=options.workers
