@@ -8,7 +8,8 @@ write) whose stages overlap:
   chunk, pack into batches whose PADDED size (longest × count) stays within ``tokens_per_batch``, pad and pin them,
   a bounded number of chunks ahead of the device (:mod:`virnucpro.engine.stream`);
 * the device loop keeps up to ``in_flight`` batches queued on a GPU, copies results back asynchronously, halves a
-  batch that runs out of memory and retries it (no sequence is ever dropped); a single sequence that still does not
+  batch that runs out of memory and retries it (no sequence is ever dropped), holding later batches of that length
+  to the size that ran (:class:`~virnucpro.engine.backoff.TokenBudget`); a single sequence that still does not
   fit raises :class:`SequenceTooLarge` naming it, or in :meth:`Embedder.embed_fasta` becomes an invalid row
   (:mod:`virnucpro.engine.flight`);
 * means are pooled in float32 whatever the run precision; a writer thread puts each chunk back into input order and

@@ -36,7 +36,7 @@ log = logging.getLogger("virnucpro")
 #: ``step(ids, mask)`` on the device → pooled float32 means ``[n, dim]`` on the device.
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Test hook: called with the input rows and token lengths of each batch right before its forward pass; raising
-#: ``torch.OutOfMemoryError`` there exercises the back-off on CPU. ``None`` in production.
+#: ``torch.OutOfMemoryError`` (or a ``RuntimeError`` with an OOM text) there exercises the back-off on CPU. ``None`` in production.
 FaultHook = Callable[[np.ndarray, np.ndarray], None]
 
 
