@@ -16,7 +16,7 @@ from virnucpro.errors import ModelError
 from virnucpro.h5io import read_matrix
 from virnucpro.models import hub
 from virnucpro.models.esm import ALPHABET, MASK, MAX_RESIDUES, tokenize_proteins
-from virnucpro.models.safe_pickle import safe_torch_load
+from virnucpro.models.checkpoint import load_esm_pickle
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +88,7 @@ def test_long_protein_fed_whole_mean_over_first_1024(esm, caplog: pytest.LogCapt
 
 
 def _checkpoint() -> dict:
-    from virnucpro.models.esm import _EXTRA_GLOBALS, OMEGACONF_STAND_INS
-
-    return safe_torch_load(ESM_PT, OMEGACONF_STAND_INS, _EXTRA_GLOBALS)
+    return load_esm_pickle(ESM_PT)
 
 
 def test_wrong_layout_is_refused(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from virnucpro.models.layers import (
 )
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
-from virnucpro.models.safe_pickle import safe_torch_load
+from virnucpro.models.checkpoint import safe_torch_load
 
 log = logging.getLogger("virnucpro")
 

@@ -6,7 +6,7 @@ zeroed padding, pre-LayerNorm layers with rotary self-attention (queries scaled 
 rotation), exact-GELU feed-forward. The masked-LM head and contact head are never built.
 
 Checkpoints hold omegaconf objects in ``cfg``; they are read with ``weights_only=True`` and inert stand-ins for
-exactly those classes (:mod:`virnucpro.models.safe_pickle`), so a tampered file cannot run code. The state dict is
+exactly those classes (:mod:`virnucpro.models.checkpoint`), so a tampered file cannot run code. The state dict is
 memory-mapped and adopted on the meta device, so a 3B checkpoint is never held twice in host memory.
 """
 
@@ -31,7 +31,7 @@ from virnucpro.models.layers import (
 )
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
-from virnucpro.models.safe_pickle import BASIC_GLOBALS, PickledObject, safe_torch_load
+from virnucpro.models.checkpoint import load_esm_pickle, plain, read_esm_safetensors
 
 log = logging.getLogger("virnucpro")
 
@@ -49,16 +49,6 @@ _TOKEN_DROPOUT_TRAIN_RATIO = 0.15 * 0.8
 _PREFIX = "encoder.sentence_encoder."
 _IGNORED = re.compile(r"^(encoder\.lm_head\.|contact_head\.|encoder\.contact_head\.)")
 _FAIR_ESM_NAME = re.compile(r"esm2_t\d+_\d+[MB]_UR50D")
-
-#: omegaconf classes a fair-esm ``cfg`` pickles (stand-ins, nothing is imported), and harmless type references.
-OMEGACONF_STAND_INS = tuple(
-    f"omegaconf.{name}"
-    for name in (
-        "base.ContainerMetadata", "base.Metadata", "dictconfig.DictConfig", "listconfig.ListConfig",
-        "nodes.AnyNode", "nodes.StringNode", "nodes.IntegerNode", "nodes.FloatNode", "nodes.BooleanNode",
-    )
-)
-_EXTRA_GLOBALS: tuple[Any, ...] = BASIC_GLOBALS + ((object, "typing.Any"), int, float, str, bool, list, tuple)
 
 #: token id of each byte value (residue letters; anything else is <unk>, as fair-esm's alphabet lookup does)
 _BYTE_TO_ID = np.full(256, UNK, dtype=np.int32)
@@ -314,20 +304,6 @@ def resolve_checkpoint(spec: str) -> Path:
     raise ModelError(f"{spec}: no such ESM-2 checkpoint file, and not a fair-esm model name (e.g. esm2_t36_3B_UR50D)")
 
 
-def plain(obj: Any) -> Any:
-    """Unwrap omegaconf stand-ins (DictConfig/ListConfig/value nodes) into plain dicts, lists and values."""
-    if isinstance(obj, PickledObject):
-        content = obj.get("_content")
-        if content is not None:
-            return plain(content)
-        return plain(obj.get("_val"))
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
-
-
 def read_config(checkpoint: Any, where: str) -> EsmConfig:
     """``cfg['model']`` of a fair-esm checkpoint → :class:`EsmConfig`; missing fields name themselves."""
     cfg = plain(checkpoint.get("cfg")) if isinstance(checkpoint, dict) else None
@@ -376,14 +352,12 @@ def read_checkpoint(path: Path, device: torch.device) -> tuple[EsmConfig, dict[s
     """Configuration and encoder weights of a fair-esm ``.pt`` (safe unpickling, memory-mapped) or of a
     ``.safetensors`` written by ``virnucpro models convert`` (no unpickling; memory-mapped, or read onto the GPU)."""
     if path.suffix == ".safetensors":
-        from virnucpro.models.convert import read_esm_safetensors
-
         fields, state = read_esm_safetensors(path, device)
         try:
             return EsmConfig(**fields), state
         except TypeError:
             raise ModelError(f"{path}: malformed ESM-2 configuration in the metadata: {fields}") from None
-    checkpoint = safe_torch_load(path, OMEGACONF_STAND_INS, _EXTRA_GLOBALS, what="ESM-2 checkpoint")
+    checkpoint = load_esm_pickle(path)
     return read_config(checkpoint, str(path)), read_state(checkpoint, str(path))
 
 
