@@ -55,8 +55,8 @@ def test_sdpa_drops_the_mask_only_without_padding() -> None:
     full = torch.ones(3, 9, dtype=torch.bool)
     padded = full.clone()
     padded[1, 6:] = False
-    assert module.attention_bias(full, torch.float32).shape == (1, 4, 9, 9)
-    bias = module.attention_bias(padded, torch.float32)
+    assert module.attention_bias(full, torch.float32, padded=False).shape == (1, 4, 9, 9)
+    bias = module.attention_bias(padded, torch.float32, padded=True)
     assert bias.shape == (3, 4, 9, 9) and bias[1, :, :, 6:].max() <= -10000 + 1e-3
 
 

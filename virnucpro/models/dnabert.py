@@ -104,20 +104,19 @@ class DnaBertConfig:
         return shapes
 
 
-def alibi_slopes(n_heads: int) -> list[float]:
-    """ALiBi head slopes as MosaicBERT computes them, including head counts that are not powers of two.
+def alibi_slopes(n_heads: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """ALiBi head slopes (float32, on ``device``) as MosaicBERT computes them, including head counts that are not
+    powers of two.
 
     For 2^k heads: s, s², … with s = 2^(-8/n). Otherwise the slopes of the largest power of two p below n, followed
     by every second slope of the 2p-head list (DNABERT-S has 12 heads: 1/2 … 1/256, then 2^-0.5 … 2^-3.5).
+    Computed on the device from ``arange`` (exponents in float64, exact here): building them from a host list would
+    be a host-to-device copy, which makes the host wait.
     """
-    def power_of_two(n: int) -> list[float]:
-        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
-        return [start * start**i for i in range(n)]
-
-    if math.log2(n_heads).is_integer():
-        return power_of_two(n_heads)
     closest = 2 ** math.floor(math.log2(n_heads))
-    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: n_heads - closest]
+    first = torch.arange(1, closest + 1, device=device, dtype=torch.float64) * (-8.0 / closest)
+    rest = (torch.arange(n_heads - closest, device=device, dtype=torch.float64) * 2 + 1) * (-8.0 / (2 * closest))
+    return torch.exp2(torch.cat((first, rest))).to(torch.float32)
 
 
 class _Embeddings(nn.Module):
@@ -246,23 +245,35 @@ class DnaBert(nn.Module):
         self.config = config
         self.attention = attention
         self.flex: bool | None = None
+        self._alibi_tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self.embeddings = _Embeddings(config)
         self.encoder = _Encoder(config)
 
     def alibi(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """``-slope(h)·|i-j|`` as ``[H, L, L]`` (computed in float32, then cast)."""
-        slopes = torch.tensor(alibi_slopes(self.config.num_attention_heads), device=device, dtype=torch.float32)
-        pos = torch.arange(length, device=device, dtype=torch.float32)
-        distance = (pos[None, :] - pos[:, None]).abs()
-        return (-slopes[:, None, None] * distance[None, :, :]).to(dtype)
+        """``-slope(h)·|i-j|`` as an ``[H, length, length]`` view of a table cached per (device, dtype).
 
-    def attention_bias(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """ALiBi plus -10000 on padded keys: ``[B, H, L, L]``; only ``[1, H, L, L]`` ALiBi when no row is padded."""
-        alibi = self.alibi(mask.shape[1], mask.device, torch.float32)[None]
-        if self.attention != "reference" and bool(mask.all()):
-            return alibi.to(dtype)
-        key_mask = torch.where(mask, 0.0, _KEY_MASK).to(torch.float32)[:, None, None, :]
-        return (alibi + key_mask).to(dtype)
+        The table is built once (in float32, then cast) at a size rounded up to a multiple of 128 and rebuilt only
+        when a longer batch arrives; its top-left corner is exactly the table of any shorter length. The row stride
+        stays a multiple of 16 elements, the alignment CUDA's memory-efficient SDPA needs to use it without a copy.
+        """
+        table = self._alibi_tables.get((device, dtype))
+        if table is None or table.shape[-1] < length:
+            size = -(-length // 128) * 128
+            pos = torch.arange(size, device=device, dtype=torch.float32)
+            distance = (pos[None, :] - pos[:, None]).abs()
+            slopes = alibi_slopes(self.config.num_attention_heads, device)
+            table = (-slopes[:, None, None] * distance[None, :, :]).to(dtype)
+            self._alibi_tables[(device, dtype)] = table
+        return table[:, :length, :length]
+
+    def attention_bias(self, mask: torch.Tensor, dtype: torch.dtype, padded: bool = True) -> torch.Tensor:
+        """The cached ALiBi table ``[1, H, L, L]`` (a view: nothing built per batch) when ``padded`` is False; with
+        padding, ALiBi plus -10000 on padded keys, ``[B, H, L, L]`` (one addition of the cached table and the key mask).
+        """
+        alibi = self.alibi(mask.shape[1], mask.device, dtype)[None]
+        if not padded and self.attention != "reference":
+            return alibi
+        return alibi + torch.where(mask, 0.0, _KEY_MASK).to(dtype)[:, None, None, :]
 
     def _packed_batch(self, mask: torch.Tensor, dtype: torch.dtype) -> _Batch:
         packing = Packing.of(mask)
@@ -273,7 +284,7 @@ class DnaBert(nn.Module):
 
         total = int(packing.index.numel())
         document = torch.repeat_interleave(torch.arange(len(packing.lengths), device=mask.device), packing.lengths)
-        slopes = torch.tensor(alibi_slopes(self.config.num_attention_heads), device=mask.device, dtype=torch.float32)
+        slopes = alibi_slopes(self.config.num_attention_heads, mask.device)
 
         def same_sequence(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
             return document[q_idx] == document[kv_idx]
@@ -285,13 +296,16 @@ class DnaBert(nn.Module):
         block_mask = create_block_mask(same_sequence, None, None, total, total, device=mask.device, _compile=mask.device.type == "cuda")
         return _Batch(packing=packing, flex=(alibi_score, block_mask))
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """``padded=False`` is the caller's word that no row of the batch is padded (it knows the lengths on the host):
+        then the bias is the cached ALiBi table alone. It is never inferred from ``mask``: reading a device tensor would
+        make the host wait for the GPU and leave one batch in flight."""
         x = self.embeddings(ids)
         if self.attention == "packed":
             batch = self._packed_batch(mask, x.dtype)
             x = batch.packing.pack(x)  # type: ignore[union-attr]
         else:
-            batch = _Batch(bias=self.attention_bias(mask, x.dtype))
+            batch = _Batch(bias=self.attention_bias(mask, x.dtype, padded))
         for layer in self.encoder.layer:
             x = layer(x, batch, self.attention)
         return batch.packing.unpack(x) if batch.packing is not None else x

@@ -230,15 +230,18 @@ class Esm2(nn.Module):
             x = x * (1 - _TOKEN_DROPOUT_TRAIN_RATIO) / (1 - observed)[:, None, None]
         return x * mask[..., None].to(x.dtype)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """``padded=False`` is the caller's word that no row of the batch is padded (it knows the lengths on the host):
+        then attention runs without a mask (FlashAttention-eligible on CUDA). It is never inferred from ``mask``:
+        reading a device tensor would make the host wait for the GPU and leave one batch in flight."""
         x = self.embed(tokens, mask)
         if self.attention == "packed":
             packing = Packing.of(mask)
             batch = Batch(packing=packing, nested=self.nested)
             x = packing.pack(x)
         else:
-            padded = self.attention == "reference" or not bool(mask.all())
-            batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if padded else None)
+            masked = padded or self.attention == "reference"
+            batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if masked else None)
         for layer in self.layers:
             x = layer(x, batch, self.attention)
         x = self.emb_layer_norm_after(x)
