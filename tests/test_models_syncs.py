@@ -80,11 +80,10 @@ def _batch(vocab: int, padded: bool, device: str = "cpu") -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device)
 
 
-MODES = [m for m in ATTENTION_MODES if m != "packed"]
 
 
 @pytest.mark.parametrize("padded", [True, False])
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ATTENTION_MODES)
 @pytest.mark.parametrize("build", [_dna, _esm], ids=["dnabert", "esm"])
 def test_forward_and_pooling_make_no_host_sync(build, mode: str, padded: bool) -> None:
     module, vocab = build()
@@ -98,7 +97,7 @@ def test_forward_and_pooling_make_no_host_sync(build, mode: str, padded: bool) -
     assert hidden.shape == (3, 11, module.config.embed_dim if build is _esm else 48)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", ATTENTION_MODES)
 @pytest.mark.parametrize("build", [_dna, _esm], ids=["dnabert", "esm"])
 def test_forward_runs_on_meta_tensors(build, mode: str) -> None:
     """Every step of the forward, cache building included, works without reading any value (meta has none)."""

@@ -12,7 +12,6 @@ batched row equals the unbatched one up to float rounding.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -29,7 +28,7 @@ from torch import nn
 from virnucpro.checksum import tree_sha256
 from virnucpro.device import Precision
 from virnucpro.models.layers import (
-    LoadedEncoder, Linear, Packing, attend, check_state_dict, compile_layers, materialize, varlen_attention,
+    LoadedEncoder, Linear, attend, check_state_dict, compile_layers, materialize,
 )
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
@@ -144,16 +143,6 @@ class _AttentionOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
 
-@dataclass
-class _Batch:
-    """Padded (``bias`` broadcasting to ``[B, H, L, L]``) or packed (``packing`` + per-sequence ALiBi)."""
-
-    bias: torch.Tensor | None = None
-    packing: Packing | None = None
-    alibi: torch.Tensor | None = None  # [H, max_len, max_len] for the packed path
-    flex: Any = None  # (score_mod, block_mask) when the packed path runs FlexAttention
-
-
 class _Attention(nn.Module):
     def __init__(self, c: DnaBertConfig) -> None:
         super().__init__()
@@ -161,47 +150,14 @@ class _Attention(nn.Module):
         self.output = _AttentionOutput(c)
         self.heads = c.num_attention_heads
 
-    def forward(self, x: torch.Tensor, batch: _Batch, mode: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
         width = x.shape[-1]
         head_dim = width // self.heads
         scale = 1.0 / math.sqrt(head_dim)
         # fused projection laid out as (q | k | v), each split into heads: '... (t h d) -> t ... h d'
-        qkv = self.self.Wqkv(x).unflatten(-1, (3, self.heads, head_dim))
-        if batch.packing is not None:  # [T, 3, H, d]
-            q, k, v = qkv.unbind(1)
-            context = packed_alibi_attention(q, k, v, batch, scale).flatten(-2)
-        else:  # [B, L, 3, H, d] → 3 × [B, H, L, d]
-            q, k, v = qkv.permute(2, 0, 3, 1, 4)
-            context = attend(q, k, v, batch.bias, scale, mode).transpose(1, 2).flatten(-2)
+        q, k, v = self.self.Wqkv(x).unflatten(-1, (3, self.heads, head_dim)).permute(2, 0, 3, 1, 4)  # 3 × [B, H, L, d]
+        context = attend(q, k, v, bias, scale, mode).transpose(1, 2).flatten(-2)
         return self.output.LayerNorm(self.output.dense(context) + x)
-
-
-def packed_alibi_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: _Batch, scale: float) -> torch.Tensor:
-    """ALiBi attention of packed ``[T, H, d]`` tensors within each sequence; the bias exists only over real tokens.
-
-    With FlexAttention (CUDA default): one call over the whole packed batch (document mask + ALiBi ``score_mod``,
-    nothing materialised); otherwise one fused SDPA call per sequence with its ``[H, l, l]`` slice of the ALiBi table.
-    """
-    if batch.flex is None:
-        return varlen_attention(q, k, v, batch.packing, scale, bias=batch.alibi, nested=False)  # type: ignore[arg-type]
-    from torch.nn.attention.flex_attention import flex_attention
-
-    score_mod, block_mask = batch.flex
-    out = _flex(flex_attention, q.device)(
-        q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
-        score_mod=score_mod, block_mask=block_mask, scale=scale,
-    )
-    return out[0].transpose(0, 1)
-
-
-@functools.cache
-def _compiled(function: Any) -> Any:
-    return torch.compile(function, dynamic=True)
-
-
-def _flex(function: Any, device: torch.device) -> Any:
-    """FlexAttention compiled on CUDA (its fused kernel); eager elsewhere (a correct but materialising fallback)."""
-    return _compiled(function) if device.type == "cuda" else function
 
 
 class _GatedMLP(nn.Module):
@@ -223,8 +179,8 @@ class _Layer(nn.Module):
         self.attention = _Attention(c)
         self.mlp = _GatedMLP(c)
 
-    def forward(self, x: torch.Tensor, batch: _Batch, mode: str) -> torch.Tensor:
-        return self.mlp(self.attention(x, batch, mode))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
+        return self.mlp(self.attention(x, bias, mode))
 
 
 class _Encoder(nn.Module):
@@ -234,17 +190,15 @@ class _Encoder(nn.Module):
 
 
 class DnaBert(nn.Module):
-    """MosaicBERT encoder: ``forward(ids, mask)`` → last hidden state ``[B, L, D]`` (zeros at padding when packed).
+    """MosaicBERT encoder: ``forward(ids, mask)`` → last hidden state ``[B, L, D]``.
 
-    ``attention`` is ``sdpa`` | ``packed`` | ``reference`` (see :mod:`virnucpro.models.layers`); ``flex`` forces
-    (True) or forbids (False) FlexAttention in the packed path, ``None`` = on CUDA only.
+    ``attention`` is ``sdpa`` | ``reference`` (see :mod:`virnucpro.models.layers`).
     """
 
     def __init__(self, config: DnaBertConfig, attention: str = "sdpa") -> None:
         super().__init__()
         self.config = config
         self.attention = attention
-        self.flex: bool | None = None
         self._alibi_tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self.embeddings = _Embeddings(config)
         self.encoder = _Encoder(config)
@@ -275,40 +229,15 @@ class DnaBert(nn.Module):
             return alibi
         return alibi + torch.where(mask, 0.0, _KEY_MASK).to(dtype)[:, None, None, :]
 
-    def _packed_batch(self, mask: torch.Tensor, dtype: torch.dtype) -> _Batch:
-        packing = Packing.of(mask)
-        use_flex = self.flex if self.flex is not None else mask.device.type == "cuda"
-        if not use_flex:
-            return _Batch(packing=packing, alibi=self.alibi(packing.max_len, mask.device, dtype))
-        from torch.nn.attention.flex_attention import create_block_mask
-
-        total = int(packing.index.numel())
-        document = torch.repeat_interleave(torch.arange(len(packing.lengths), device=mask.device), packing.lengths)
-        slopes = alibi_slopes(self.config.num_attention_heads, mask.device)
-
-        def same_sequence(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
-            return document[q_idx] == document[kv_idx]
-
-        def alibi_score(score: Any, b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
-            # within one packed sequence, global index distance equals the in-sequence distance
-            return score - slopes[h] * (q_idx - kv_idx).abs()
-
-        block_mask = create_block_mask(same_sequence, None, None, total, total, device=mask.device, _compile=mask.device.type == "cuda")
-        return _Batch(packing=packing, flex=(alibi_score, block_mask))
-
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
         """``padded=False`` is the caller's word that no row of the batch is padded (it knows the lengths on the host):
         then the bias is the cached ALiBi table alone. It is never inferred from ``mask``: reading a device tensor would
         make the host wait for the GPU and leave one batch in flight."""
         x = self.embeddings(ids)
-        if self.attention == "packed":
-            batch = self._packed_batch(mask, x.dtype)
-            x = batch.packing.pack(x)  # type: ignore[union-attr]
-        else:
-            batch = _Batch(bias=self.attention_bias(mask, x.dtype, padded))
+        bias = self.attention_bias(mask, x.dtype, padded)
         for layer in self.encoder.layer:
-            x = layer(x, batch, self.attention)
-        return batch.packing.unpack(x) if batch.packing is not None else x
+            x = layer(x, bias, self.attention)
+        return x
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from torch import nn
 from virnucpro.checksum import file_sha256
 from virnucpro.device import Precision
 from virnucpro.models.layers import (
-    LoadedEncoder, Linear, Packing, attend, check_state_dict, compile_layers, materialize, varlen_attention,
+    LoadedEncoder, Linear, attend, check_state_dict, compile_layers, materialize,
 )
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
@@ -102,12 +102,9 @@ class Rotary(nn.Module):
         self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim)))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotate ``q``/``k`` (``[..., length, head_dim]`` padded, or ``[T, heads, head_dim]`` packed with
-        ``positions`` giving each token's place in its own sequence)."""
+        """Rotate ``q``/``k`` (``[..., length, head_dim]``) at ``positions``."""
         freqs = positions.to(torch.float32)[:, None] * self.inv_freq.float()[None, :]
         table = torch.cat((freqs, freqs), dim=-1)
-        if q.dim() == 3:  # packed [T, heads, head_dim]
-            table = table[:, None, :]
         cos, sin = table.cos().to(q.dtype), table.sin().to(q.dtype)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
@@ -160,10 +157,6 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, batch: "Batch", mode: str) -> torch.Tensor:
         q, k, v = self._project(x)
-        if batch.packing is not None:  # [T, heads, head_dim]
-            q, k = self.rot_emb(q, k, batch.packing.positions)
-            context = varlen_attention(q, k, v, batch.packing, 1.0, nested=batch.nested)
-            return self.out_proj(context.flatten(-2))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, L, head_dim]
         q, k = self.rot_emb(q, k, batch.positions)
         context = attend(q, k, v, batch.key_mask, 1.0, mode)
@@ -172,13 +165,11 @@ class SelfAttention(nn.Module):
 
 @dataclass
 class Batch:
-    """How the tokens of one forward pass are laid out: padded ``[B, L]`` (with a key mask, or ``None`` when no row
-    is padded) or packed ``[T]`` (``packing``)."""
+    """What every layer of one forward pass shares: token positions and the key mask (``None`` when no row is
+    padded)."""
 
-    positions: torch.Tensor | None = None
+    positions: torch.Tensor
     key_mask: torch.Tensor | None = None
-    packing: Packing | None = None
-    nested: bool | None = None
 
 
 class Layer(nn.Module):
@@ -200,16 +191,14 @@ class Layer(nn.Module):
 class Esm2(nn.Module):
     """ESM-2 encoder: ``forward(tokens, mask)`` → last layer after ``emb_layer_norm_after``.
 
-    ``attention`` (``sdpa`` | ``packed`` | ``reference``, see :mod:`virnucpro.models.layers`) may be changed at any
-    time; the caller always passes a right-padded batch and gets ``[B, L, D]`` back (zeros at padding when packed).
+    ``attention`` (``sdpa`` | ``reference``, see :mod:`virnucpro.models.layers`) may be changed at any time; the caller
+    passes a right-padded batch and gets ``[B, L, D]`` back.
     """
 
     def __init__(self, config: EsmConfig, attention: str = "sdpa") -> None:
         super().__init__()
         self.config = config
         self.attention = attention
-        #: packed path kernel: nested jagged SDPA (True), a fused call per sequence (False), None = nested on CUDA
-        self.nested: bool | None = None
         self.embed_tokens = nn.Embedding(len(ALPHABET), config.embed_dim, padding_idx=PAD)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.layers))
         self.emb_layer_norm_after = nn.LayerNorm(config.embed_dim)
@@ -235,17 +224,11 @@ class Esm2(nn.Module):
         then attention runs without a mask (FlashAttention-eligible on CUDA). It is never inferred from ``mask``:
         reading a device tensor would make the host wait for the GPU and leave one batch in flight."""
         x = self.embed(tokens, mask)
-        if self.attention == "packed":
-            packing = Packing.of(mask)
-            batch = Batch(packing=packing, nested=self.nested)
-            x = packing.pack(x)
-        else:
-            masked = padded or self.attention == "reference"
-            batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if masked else None)
+        masked = padded or self.attention == "reference"
+        batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if masked else None)
         for layer in self.layers:
             x = layer(x, batch, self.attention)
-        x = self.emb_layer_norm_after(x)
-        return batch.packing.unpack(x) if batch.packing is not None else x
+        return self.emb_layer_norm_after(x)
 
 
 # --------------------------------------------------------------------------------------------------------------------
