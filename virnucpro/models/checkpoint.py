@@ -13,6 +13,7 @@ is imported or run; any other global makes the load fail with :class:`~virnucpro
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import os
@@ -86,8 +87,10 @@ OMEGACONF_STAND_INS = tuple(
         "nodes.AnyNode", "nodes.StringNode", "nodes.IntegerNode", "nodes.FloatNode", "nodes.BooleanNode",
     )
 )
-#: Harmless globals an ESM-2 checkpoint may reference besides the omegaconf stand-ins.
-ESM_GLOBALS: tuple[Any, ...] = BASIC_GLOBALS + ((object, "typing.Any"), int, float, str, bool, list, tuple)
+#: Harmless globals an ESM-2 checkpoint may reference besides the omegaconf stand-ins. ``argparse.Namespace`` is what
+#: the published fair-esm files pickle (``cfg['model']``; docs/models.md); it is plain data (a ``__dict__``), so the
+#: real class is allowed rather than a stand-in.
+ESM_GLOBALS: tuple[Any, ...] = BASIC_GLOBALS + ((object, "typing.Any"), int, float, str, bool, list, tuple, argparse.Namespace)
 
 
 def load_esm_pickle(path: str | os.PathLike[str], what: str = "ESM-2 checkpoint") -> Any:
@@ -96,7 +99,10 @@ def load_esm_pickle(path: str | os.PathLike[str], what: str = "ESM-2 checkpoint"
 
 
 def plain(obj: Any) -> Any:
-    """Unwrap omegaconf stand-ins (DictConfig/ListConfig/value nodes) into plain dicts, lists and values."""
+    """Unwrap omegaconf stand-ins (DictConfig/ListConfig/value nodes) and ``argparse.Namespace`` into plain dicts,
+    lists and values."""
+    if isinstance(obj, argparse.Namespace):
+        return plain(vars(obj))
     if isinstance(obj, PickledObject):
         content = obj.get("_content")
         if content is not None:

@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ _OPTIONAL_PREFIX = "bert."
 #: Parts of the checkpoint we do not use: the masked-LM head and the pooler (VirNucPro averages hidden states).
 _IGNORED = re.compile(r"^(cls\.|pooler\.)")
 _KEY_MASK = -10000.0  # the remote code's additive padding mask
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -273,14 +274,23 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip an optional ``bert.`` prefix and drop the masked-LM head and pooler; everything else is kept for checking."""
-    out: dict[str, torch.Tensor] = {}
+def map_weights(state: Mapping[str, T], config: DnaBertConfig, where: str) -> dict[str, T]:
+    """The file's weights under the architecture's names, checked against ``config``.
+
+    A leading ``bert.`` (a masked-LM wrapper's prefix) is stripped; the masked-LM head (``cls.*``) and the pooler are
+    dropped. Anything else that does not map (an unknown key, a key present both with and without the prefix, a
+    missing or misshaped weight) is a :class:`ModelError` naming the keys as the file spells them.
+    """
+    out: dict[str, T] = {}
+    origin: dict[str, str] = {}
     for key, value in state.items():
         name = key[len(_OPTIONAL_PREFIX):] if key.startswith(_OPTIONAL_PREFIX) else key
         if _IGNORED.match(name):
             continue
-        out[name] = value
+        if name in out:
+            raise ModelError(f"{where}: weight {name!r} is there twice, as {origin[name]!r} and as {key!r}")
+        out[name], origin[name] = value, key
+    check_state_dict(config.expected_shapes(), out, where, file_names=origin)  # type: ignore[arg-type]
     return out
 
 
@@ -366,8 +376,7 @@ def load_dnabert(
     config_path, tokenizer_path, weights_path = _model_files(folder)
     config = DnaBertConfig.from_json(config_path)
     tokenizer = DnaTokenizer(tokenizer_path, config.vocab_size)
-    state = normalize_keys(load_weights(weights_path))
-    check_state_dict(config.expected_shapes(), state, str(weights_path))
+    state = map_weights(load_weights(weights_path), config, str(weights_path))
     module = materialize(lambda: DnaBert(config, attention), state, device, dtype)
     if compile:
         compile_layers(module.encoder.layer)

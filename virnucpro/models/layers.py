@@ -66,17 +66,20 @@ class Linear(nn.Linear):
 
 
 def check_state_dict(
-    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, torch.Tensor], where: str
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, torch.Tensor], where: str,
+    file_names: Mapping[str, str] | None = None,
 ) -> None:
-    """Refuse weights that do not map one-to-one onto the architecture, naming the offending keys.
+    """Refuse weights that do not map one-to-one onto the architecture, naming the offending keys (as the file spells
+    them when ``file_names`` maps architecture names back to the file's keys).
 
     Shape mismatches are reported as a disagreement between the configuration (which fixed ``expected``) and the
     weights, because that is what they almost always are.
     """
+    names = file_names or {}
     missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
+    unexpected = sorted(names.get(key, key) for key in set(found) - set(expected))
     misshaped = [
-        f"{key} {tuple(found[key].shape)} (configuration implies {expected[key]})"
+        f"{names.get(key, key)} {tuple(found[key].shape)} (configuration implies {expected[key]})"
         for key in sorted(set(expected) & set(found))
         if tuple(found[key].shape) != tuple(expected[key])
     ]
