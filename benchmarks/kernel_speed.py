@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Forward-pass speed of each attention path (``sdpa``, ``packed``, ``reference``) and of ``torch.compile``; JSON.
+"""Forward-pass speed of each attention path (``sdpa``, ``reference``) and of ``torch.compile``; JSON.
 
 Random-weight encoders (``--dna-shape``/``--esm-shape``) embed real frames (/work/shared/realdata, default
 virus_3kb.fa at chunk 500) through the production engine (:meth:`Embedder.embed_tokens`: length-sorted,
-token-budgeted batches), so the padding each path avoids is the padding a run would have. Reported per path: seconds
+token-budgeted batches), so each batch carries the padding a run would have. Reported per path: seconds
 (best of ``--repeats``), tokens/s and the speed-up over ``sdpa``; with ``--compile``, the first-call (compile) time and
 the steady-state speed of the compiled layers.
 
@@ -80,7 +80,7 @@ def measure(kind: str, shape: str, seqs: list[str], tpb: int, repeats: int, comp
     padded = sum(int(lengths[b].max()) * len(b) for b in plan_batches(lengths, tpb))
     out = {"kind": kind, "shape": shape, "sequences": len(seqs), "tokens": n_tokens, "padded_tokens": padded,
            "tokens_per_batch": tpb, "paths": {}}
-    for mode in ("sdpa", "packed", "reference"):
+    for mode in ("sdpa", "reference"):
         embedder.attention = mode
         _run(embedder, tokens[: max(1, len(tokens) // 8)], tpb)  # warm-up
         best = min(_run(embedder, tokens, tpb) for _ in range(repeats))
@@ -91,7 +91,7 @@ def measure(kind: str, shape: str, seqs: list[str], tpb: int, repeats: int, comp
     if compile_:
         layers = embedder.encoder.module.encoder.layer if kind == "dna" else embedder.encoder.module.layers
         compile_layers(layers)
-        for mode in ("sdpa", "packed"):
+        for mode in ("sdpa",):
             embedder.attention = mode
             start = time.perf_counter()
             try:

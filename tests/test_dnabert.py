@@ -32,12 +32,17 @@ def dna():
 
 
 def test_alibi_slopes_follow_mosaicbert_rule() -> None:
-    assert alibi_slopes(4) == pytest.approx([2**-2, 2**-4, 2**-6, 2**-8])
+    """Exactly the float32 values of MosaicBERT's rule (computed on the device, no host list)."""
+    def exact(values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32)
+
+    assert torch.equal(alibi_slopes(4), exact([2**-2, 2**-4, 2**-6, 2**-8]))
     twelve = [2.0 ** -(i + 1) for i in range(8)] + [2**-0.5, 2**-1.5, 2**-2.5, 2**-3.5]
-    assert alibi_slopes(12) == pytest.approx(twelve)
+    assert torch.equal(alibi_slopes(12), exact(twelve))
+    assert torch.equal(alibi_slopes(6), exact([2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3]))
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "packed", "reference"])
+@pytest.mark.parametrize("attention", ["sdpa", "reference"])
 @pytest.mark.parametrize("chunk", [300, 500])
 @pytest.mark.parametrize("tokens_per_batch", [1, 700, 1_000_000])
 def test_matches_original(dna, tmp_path: Path, chunk: int, attention: str, tokens_per_batch: int) -> None:
@@ -136,4 +141,4 @@ def test_missing_folder_and_files(tmp_path: Path) -> None:
 
 
 def test_slopes_are_finite_for_many_heads() -> None:
-    assert all(math.isfinite(s) and 0 < s < 1 for s in alibi_slopes(40))
+    assert all(math.isfinite(s) and 0 < s < 1 for s in alibi_slopes(40).tolist())

@@ -16,7 +16,7 @@ from virnucpro.errors import ModelError
 from virnucpro.h5io import read_matrix
 from virnucpro.models import hub
 from virnucpro.models.esm import ALPHABET, MASK, MAX_RESIDUES, tokenize_proteins
-from virnucpro.models.safe_pickle import safe_torch_load
+from virnucpro.models.checkpoint import load_esm_pickle
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_alphabet_is_esm1b() -> None:
     assert tokenize_proteins(["p"], ["MKZ*"])[0].tolist() == [0, 20, 15, 27, 3, 2]  # '*' is <unk>
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "packed", "reference"])
+@pytest.mark.parametrize("attention", ["sdpa", "reference"])
 @pytest.mark.parametrize("chunk", [300, 500])
 @pytest.mark.parametrize("tokens_per_batch", [1, 400, 1_000_000])
 def test_matches_original(esm, tmp_path: Path, chunk: int, attention: str, tokens_per_batch: int) -> None:
@@ -77,7 +77,7 @@ def test_long_protein_fed_whole_mean_over_first_1024(esm, caplog: pytest.LogCapt
         hidden = module(torch.from_numpy(long_tokens[None].astype(np.int64)), mask)
     assert np.abs(whole - hidden[0, 1 : MAX_RESIDUES + 1].mean(0).numpy()).max() <= 1e-5  # positions 1..1024 only
     assert np.abs(whole - esm.embed_batch([short_tokens])).max() > 1e-3  # the tail shaped the first 1024 residues
-    for mode in ("packed", "reference"):  # padded next to a short protein, every attention path
+    for mode in ("sdpa", "reference"):  # padded next to a short protein, every attention path
         esm.attention = mode
         batch = esm.embed_batch([long_tokens, short_tokens[:40]])
         assert np.abs(batch[0] - whole[0]).max() <= 1e-5
@@ -88,9 +88,7 @@ def test_long_protein_fed_whole_mean_over_first_1024(esm, caplog: pytest.LogCapt
 
 
 def _checkpoint() -> dict:
-    from virnucpro.models.esm import _EXTRA_GLOBALS, OMEGACONF_STAND_INS
-
-    return safe_torch_load(ESM_PT, OMEGACONF_STAND_INS, _EXTRA_GLOBALS)
+    return load_esm_pickle(ESM_PT)
 
 
 def test_wrong_layout_is_refused(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """Every attention kernel and precision mode against the original's golden data.
 
 fp32: embeddings within 1e-4 of the golden files. bf16 and the mixed/TF32 modes: the per-frame calls (virus/others)
-of the tiny reference classifier identical to the original's prediction_results.txt. The CUDA-default kernels of the
-packed path (nested jagged SDPA for ESM-2, FlexAttention for DNABERT-S) are forced on here, so they are tested on CPU.
+of the tiny reference classifier identical to the original's prediction_results.txt.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, expected, golden, golden_in_order
+from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, expected, golden_in_order
 from virnucpro.device import PRECISIONS, resolve_precision
 from virnucpro.embed import load_embedder
 from virnucpro.models.classifier import load_classifier
@@ -33,31 +32,21 @@ def _embed(embedder, chunk: int, kind: str, tokens_per_batch: int, limit: int | 
     return ids, out
 
 
-def test_esm_nested_jagged_kernel_matches_original() -> None:
-    esm = load_embedder("protein", str(ESM_PT), device="cpu", precision="fp32", attention="packed")
-    esm.encoder.module.nested = True  # the CUDA default: one varlen SDPA call over nested jagged tensors
-    ids, matrix = _embed(esm, 300, "protein", 4096, limit=100)
-    assert np.abs(matrix - golden_in_order("esm", 300, ids)).max() <= 1e-4
-
-
-def test_dnabert_flex_attention_kernel_matches_original() -> None:
-    dna = load_embedder("dna", str(DNABERT_DIR), device="cpu", precision="fp32", attention="packed")
-    dna.encoder.module.flex = True  # the CUDA default: document mask + ALiBi score_mod (eager on CPU)
-    ids, matrix = _embed(dna, 300, "dna", 700, limit=60)
-    gold_ids, gold = golden("dnabert", 300)
-    assert ids == gold_ids[:60] and np.abs(matrix - gold[:60]).max() <= 1e-4
-
-
 def test_sdpa_drops_the_mask_only_without_padding() -> None:
-    """No padding: ESM gets no mask (Flash-eligible), DNABERT a [1, H, L, L] bias; with padding the key mask stays."""
+    """No padding (the caller's padded=False): ESM gets no mask (Flash-eligible), DNABERT a [1, H, L, L] bias; with
+    padding the key mask stays. Either way the hidden states of full rows are the same."""
     dna = load_embedder("dna", str(DNABERT_DIR), device="cpu", precision="fp32")
     module = dna.encoder.module
     full = torch.ones(3, 9, dtype=torch.bool)
     padded = full.clone()
     padded[1, 6:] = False
-    assert module.attention_bias(full, torch.float32).shape == (1, 4, 9, 9)
-    bias = module.attention_bias(padded, torch.float32)
+    assert module.attention_bias(full, torch.float32, padded=False).shape == (1, 4, 9, 9)
+    bias = module.attention_bias(padded, torch.float32, padded=True)
     assert bias.shape == (3, 4, 9, 9) and bias[1, :, :, 6:].max() <= -10000 + 1e-3
+    esm = load_embedder("protein", str(ESM_PT), device="cpu", precision="fp32").encoder.module
+    for model, ids in ((module, torch.randint(5, 200, (3, 9))), (esm, torch.randint(4, 24, (3, 9)))):
+        with torch.inference_mode():
+            assert torch.allclose(model(ids, full, padded=False), model(ids, full, padded=True), atol=1e-5)
 
 
 def test_fused_qkv_replaces_the_three_projections() -> None:
@@ -81,9 +70,8 @@ def _golden_calls(chunk: int) -> np.ndarray:
     return np.array([line.split("\t")[1] for line in lines])
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "packed"])
-def test_bf16_calls_identical(attention: str) -> None:
-    assert (_calls("bf16", attention, 300) == _golden_calls(300)).all()
+def test_bf16_calls_identical() -> None:
+    assert (_calls("bf16", "sdpa", 300) == _golden_calls(300)).all()
 
 
 @pytest.mark.parametrize("kind", ["dna", "protein"])

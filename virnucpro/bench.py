@@ -225,10 +225,10 @@ def host_only_embedder(
 def _esm_width(spec: str) -> int:
     """Embedding width of an ESM-2 checkpoint, read through the production loader's own checks (no model built)."""
     from virnucpro.models import esm
+    from virnucpro.models.checkpoint import load_esm_pickle
 
     path = esm.resolve_checkpoint(spec)
-    checkpoint = esm.safe_torch_load(path, esm.OMEGACONF_STAND_INS, esm._EXTRA_GLOBALS, what="ESM-2 checkpoint")
-    return int(esm.read_config(checkpoint, str(path)).embed_dim)
+    return int(esm.read_config(load_esm_pickle(path), str(path)).embed_dim)
 
 
 # --------------------------------------------------------------------------------------------------------------------

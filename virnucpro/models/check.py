@@ -20,7 +20,7 @@ from virnucpro.errors import ModelError
 from virnucpro.models import dnabert, esm
 from virnucpro.models.classifier import load_classifier
 from virnucpro.models.layers import check_state_dict
-from virnucpro.models.safe_pickle import safe_torch_load
+from virnucpro.models.checkpoint import load_esm_pickle
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def check_dnabert(spec: str) -> tuple[Path, int]:
         found: Mapping[str, object] = _safetensors_shapes(weights_path)
     else:
         found = dnabert.load_weights(weights_path)  # memory-mapped zip checkpoint: shapes without reading the data
-    check_state_dict(config.expected_shapes(), dnabert.normalize_keys(dict(found)), str(weights_path))  # type: ignore[arg-type]
+    dnabert.map_weights(found, config, str(weights_path))
     return folder, config.hidden_size
 
 
@@ -72,7 +72,7 @@ def check_esm(spec: str) -> tuple[Path, int]:
     path = esm.resolve_checkpoint(spec)
     if path.is_dir():
         raise ModelError(f"{path}: is a folder; --esm needs the ESM-2 checkpoint file (.pt) or a fair-esm model name")
-    checkpoint = safe_torch_load(path, esm.OMEGACONF_STAND_INS, esm._EXTRA_GLOBALS, what="ESM-2 checkpoint")
+    checkpoint = load_esm_pickle(path)
     config = esm.read_config(checkpoint, str(path))
     check_state_dict(config.expected_shapes(), esm.read_state(checkpoint, str(path)), str(path))
     return path, config.embed_dim

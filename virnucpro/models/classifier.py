@@ -2,7 +2,7 @@
 
 The published ``300_model.pth`` / ``500_model.pth`` are whole pickled ``__main__.MLPClassifier`` modules. We read them
 through torch's restricted unpickler with inert stand-ins for exactly the classes such a file holds (see
-:mod:`virnucpro.models.safe_pickle`), then take the tensors out: no class from the file is ever imported or run.
+:mod:`virnucpro.models.checkpoint`), then take the tensors out: no class from the file is ever imported or run.
 ``virnucpro models convert`` writes the same weights as safetensors, which loads faster and needs no unpickling.
 
 Each published classifier was trained on windows of one chunk length; scoring 300 bp windows with the 500 bp model
@@ -28,7 +28,7 @@ from torch import nn
 from virnucpro.atomic import atomic_path
 from virnucpro.checksum import file_sha256
 from virnucpro.errors import ModelError
-from virnucpro.models.safe_pickle import BASIC_GLOBALS, PickledObject, safe_torch_load
+from virnucpro.models.checkpoint import BASIC_GLOBALS, PickledObject, safe_torch_load
 
 log = logging.getLogger("virnucpro.classifier")
 

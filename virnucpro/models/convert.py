@@ -15,29 +15,25 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
-
 import torch
 
 from virnucpro.atomic import atomic_path
 from virnucpro.checksum import file_sha256
 from virnucpro.errors import ModelError
+from virnucpro.models.checkpoint import ESM_METADATA_KEY, load_esm_pickle
+from virnucpro.models.esm import read_config, read_state
+from virnucpro.models.layers import check_state_dict
 
 log = logging.getLogger("virnucpro")
 
-#: safetensors metadata key holding the ESM-2 configuration and provenance
-ESM_METADATA_KEY = "virnucpro_esm2"
 CONVERT_DTYPES = {"keep": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def is_esm_checkpoint(path: Path) -> bool:
     """True when ``path`` loads (safely) as a fair-esm checkpoint; a pickled classifier module is refused by the
     ESM allow-list and therefore reported False."""
-    from virnucpro.models.esm import _EXTRA_GLOBALS, OMEGACONF_STAND_INS
-    from virnucpro.models.safe_pickle import safe_torch_load
-
     try:
-        checkpoint = safe_torch_load(path, OMEGACONF_STAND_INS, _EXTRA_GLOBALS, what="checkpoint")
+        checkpoint = load_esm_pickle(path, what="checkpoint")
     except ModelError:
         return False
     return isinstance(checkpoint, dict) and "model" in checkpoint and "cfg" in checkpoint
@@ -47,13 +43,9 @@ def convert_esm(source: Path, target: Path, dtype: str = "keep") -> Path:
     """Write an ESM-2 checkpoint's encoder weights (strictly checked) as safetensors with its config in metadata."""
     from safetensors.torch import save_file
 
-    from virnucpro.models.esm import _EXTRA_GLOBALS, OMEGACONF_STAND_INS, read_config, read_state
-    from virnucpro.models.layers import check_state_dict
-    from virnucpro.models.safe_pickle import safe_torch_load
-
     if dtype not in CONVERT_DTYPES:
         raise ModelError(f"--dtype {dtype!r}: expected one of {', '.join(CONVERT_DTYPES)}")
-    checkpoint = safe_torch_load(source, OMEGACONF_STAND_INS, _EXTRA_GLOBALS, what="ESM-2 checkpoint")
+    checkpoint = load_esm_pickle(source)
     config = read_config(checkpoint, str(source))
     state = read_state(checkpoint, str(source))
     check_state_dict(config.expected_shapes(), state, str(source))
@@ -67,21 +59,6 @@ def convert_esm(source: Path, target: Path, dtype: str = "keep") -> Path:
     with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
     return Path(target)
-
-
-def read_esm_safetensors(path: Path, device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config fields, state) of a converted ESM-2 file; tensors memory-mapped (CPU) or read onto ``device``."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device=str(device) if device.type == "cuda" else "cpu") as handle:
-            meta = (handle.metadata() or {}).get(ESM_METADATA_KEY)
-            if meta is None:
-                raise ModelError(f"{path}: not an ESM-2 file written by 'virnucpro models convert' (no {ESM_METADATA_KEY} metadata)")
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-        return json.loads(meta)["config"], state
-    except (SafetensorError, OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{path}: unreadable safetensors file ({exc})") from None
 
 
 def cli_convert(args: argparse.Namespace) -> int:

@@ -12,14 +12,13 @@ batched row equals the unbatched one up to float rounding.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -29,11 +28,11 @@ from torch import nn
 from virnucpro.checksum import tree_sha256
 from virnucpro.device import Precision
 from virnucpro.models.layers import (
-    LoadedEncoder, Linear, Packing, attend, check_state_dict, compile_layers, materialize, varlen_attention,
+    LoadedEncoder, Linear, attend, check_state_dict, compile_layers, materialize,
 )
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
-from virnucpro.models.safe_pickle import safe_torch_load
+from virnucpro.models.checkpoint import safe_torch_load
 
 log = logging.getLogger("virnucpro")
 
@@ -43,6 +42,7 @@ _OPTIONAL_PREFIX = "bert."
 #: Parts of the checkpoint we do not use: the masked-LM head and the pooler (VirNucPro averages hidden states).
 _IGNORED = re.compile(r"^(cls\.|pooler\.)")
 _KEY_MASK = -10000.0  # the remote code's additive padding mask
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,20 +104,19 @@ class DnaBertConfig:
         return shapes
 
 
-def alibi_slopes(n_heads: int) -> list[float]:
-    """ALiBi head slopes as MosaicBERT computes them, including head counts that are not powers of two.
+def alibi_slopes(n_heads: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """ALiBi head slopes (float32, on ``device``) as MosaicBERT computes them, including head counts that are not
+    powers of two.
 
     For 2^k heads: s, s², … with s = 2^(-8/n). Otherwise the slopes of the largest power of two p below n, followed
     by every second slope of the 2p-head list (DNABERT-S has 12 heads: 1/2 … 1/256, then 2^-0.5 … 2^-3.5).
+    Computed on the device from ``arange`` (exponents in float64, exact here): building them from a host list would
+    be a host-to-device copy, which makes the host wait.
     """
-    def power_of_two(n: int) -> list[float]:
-        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
-        return [start * start**i for i in range(n)]
-
-    if math.log2(n_heads).is_integer():
-        return power_of_two(n_heads)
     closest = 2 ** math.floor(math.log2(n_heads))
-    return power_of_two(closest) + alibi_slopes(2 * closest)[0::2][: n_heads - closest]
+    first = torch.arange(1, closest + 1, device=device, dtype=torch.float64) * (-8.0 / closest)
+    rest = (torch.arange(n_heads - closest, device=device, dtype=torch.float64) * 2 + 1) * (-8.0 / (2 * closest))
+    return torch.exp2(torch.cat((first, rest))).to(torch.float32)
 
 
 class _Embeddings(nn.Module):
@@ -145,16 +144,6 @@ class _AttentionOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
 
-@dataclass
-class _Batch:
-    """Padded (``bias`` broadcasting to ``[B, H, L, L]``) or packed (``packing`` + per-sequence ALiBi)."""
-
-    bias: torch.Tensor | None = None
-    packing: Packing | None = None
-    alibi: torch.Tensor | None = None  # [H, max_len, max_len] for the packed path
-    flex: Any = None  # (score_mod, block_mask) when the packed path runs FlexAttention
-
-
 class _Attention(nn.Module):
     def __init__(self, c: DnaBertConfig) -> None:
         super().__init__()
@@ -162,47 +151,14 @@ class _Attention(nn.Module):
         self.output = _AttentionOutput(c)
         self.heads = c.num_attention_heads
 
-    def forward(self, x: torch.Tensor, batch: _Batch, mode: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
         width = x.shape[-1]
         head_dim = width // self.heads
         scale = 1.0 / math.sqrt(head_dim)
         # fused projection laid out as (q | k | v), each split into heads: '... (t h d) -> t ... h d'
-        qkv = self.self.Wqkv(x).unflatten(-1, (3, self.heads, head_dim))
-        if batch.packing is not None:  # [T, 3, H, d]
-            q, k, v = qkv.unbind(1)
-            context = packed_alibi_attention(q, k, v, batch, scale).flatten(-2)
-        else:  # [B, L, 3, H, d] → 3 × [B, H, L, d]
-            q, k, v = qkv.permute(2, 0, 3, 1, 4)
-            context = attend(q, k, v, batch.bias, scale, mode).transpose(1, 2).flatten(-2)
+        q, k, v = self.self.Wqkv(x).unflatten(-1, (3, self.heads, head_dim)).permute(2, 0, 3, 1, 4)  # 3 × [B, H, L, d]
+        context = attend(q, k, v, bias, scale, mode).transpose(1, 2).flatten(-2)
         return self.output.LayerNorm(self.output.dense(context) + x)
-
-
-def packed_alibi_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: _Batch, scale: float) -> torch.Tensor:
-    """ALiBi attention of packed ``[T, H, d]`` tensors within each sequence; the bias exists only over real tokens.
-
-    With FlexAttention (CUDA default): one call over the whole packed batch (document mask + ALiBi ``score_mod``,
-    nothing materialised); otherwise one fused SDPA call per sequence with its ``[H, l, l]`` slice of the ALiBi table.
-    """
-    if batch.flex is None:
-        return varlen_attention(q, k, v, batch.packing, scale, bias=batch.alibi, nested=False)  # type: ignore[arg-type]
-    from torch.nn.attention.flex_attention import flex_attention
-
-    score_mod, block_mask = batch.flex
-    out = _flex(flex_attention, q.device)(
-        q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None],
-        score_mod=score_mod, block_mask=block_mask, scale=scale,
-    )
-    return out[0].transpose(0, 1)
-
-
-@functools.cache
-def _compiled(function: Any) -> Any:
-    return torch.compile(function, dynamic=True)
-
-
-def _flex(function: Any, device: torch.device) -> Any:
-    """FlexAttention compiled on CUDA (its fused kernel); eager elsewhere (a correct but materialising fallback)."""
-    return _compiled(function) if device.type == "cuda" else function
 
 
 class _GatedMLP(nn.Module):
@@ -224,8 +180,8 @@ class _Layer(nn.Module):
         self.attention = _Attention(c)
         self.mlp = _GatedMLP(c)
 
-    def forward(self, x: torch.Tensor, batch: _Batch, mode: str) -> torch.Tensor:
-        return self.mlp(self.attention(x, batch, mode))
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, mode: str) -> torch.Tensor:
+        return self.mlp(self.attention(x, bias, mode))
 
 
 class _Encoder(nn.Module):
@@ -235,66 +191,54 @@ class _Encoder(nn.Module):
 
 
 class DnaBert(nn.Module):
-    """MosaicBERT encoder: ``forward(ids, mask)`` → last hidden state ``[B, L, D]`` (zeros at padding when packed).
+    """MosaicBERT encoder: ``forward(ids, mask)`` → last hidden state ``[B, L, D]``.
 
-    ``attention`` is ``sdpa`` | ``packed`` | ``reference`` (see :mod:`virnucpro.models.layers`); ``flex`` forces
-    (True) or forbids (False) FlexAttention in the packed path, ``None`` = on CUDA only.
+    ``attention`` is ``sdpa`` | ``reference`` (see :mod:`virnucpro.models.layers`).
     """
 
     def __init__(self, config: DnaBertConfig, attention: str = "sdpa") -> None:
         super().__init__()
         self.config = config
         self.attention = attention
-        self.flex: bool | None = None
+        self._alibi_tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
         self.embeddings = _Embeddings(config)
         self.encoder = _Encoder(config)
 
     def alibi(self, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """``-slope(h)·|i-j|`` as ``[H, L, L]`` (computed in float32, then cast)."""
-        slopes = torch.tensor(alibi_slopes(self.config.num_attention_heads), device=device, dtype=torch.float32)
-        pos = torch.arange(length, device=device, dtype=torch.float32)
-        distance = (pos[None, :] - pos[:, None]).abs()
-        return (-slopes[:, None, None] * distance[None, :, :]).to(dtype)
+        """``-slope(h)·|i-j|`` as an ``[H, length, length]`` view of a table cached per (device, dtype).
 
-    def attention_bias(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """ALiBi plus -10000 on padded keys: ``[B, H, L, L]``; only ``[1, H, L, L]`` ALiBi when no row is padded."""
-        alibi = self.alibi(mask.shape[1], mask.device, torch.float32)[None]
-        if self.attention != "reference" and bool(mask.all()):
-            return alibi.to(dtype)
-        key_mask = torch.where(mask, 0.0, _KEY_MASK).to(torch.float32)[:, None, None, :]
-        return (alibi + key_mask).to(dtype)
+        The table is built once (in float32, then cast) at a size rounded up to a multiple of 128 and rebuilt only
+        when a longer batch arrives; its top-left corner is exactly the table of any shorter length. The row stride
+        stays a multiple of 16 elements, the alignment CUDA's memory-efficient SDPA needs to use it without a copy.
+        """
+        table = self._alibi_tables.get((device, dtype))
+        if table is None or table.shape[-1] < length:
+            size = -(-length // 128) * 128
+            pos = torch.arange(size, device=device, dtype=torch.float32)
+            distance = (pos[None, :] - pos[:, None]).abs()
+            slopes = alibi_slopes(self.config.num_attention_heads, device)
+            table = (-slopes[:, None, None] * distance[None, :, :]).to(dtype)
+            self._alibi_tables[(device, dtype)] = table
+        return table[:, :length, :length]
 
-    def _packed_batch(self, mask: torch.Tensor, dtype: torch.dtype) -> _Batch:
-        packing = Packing.of(mask)
-        use_flex = self.flex if self.flex is not None else mask.device.type == "cuda"
-        if not use_flex:
-            return _Batch(packing=packing, alibi=self.alibi(packing.max_len, mask.device, dtype))
-        from torch.nn.attention.flex_attention import create_block_mask
+    def attention_bias(self, mask: torch.Tensor, dtype: torch.dtype, padded: bool = True) -> torch.Tensor:
+        """The cached ALiBi table ``[1, H, L, L]`` (a view: nothing built per batch) when ``padded`` is False; with
+        padding, ALiBi plus -10000 on padded keys, ``[B, H, L, L]`` (one addition of the cached table and the key mask).
+        """
+        alibi = self.alibi(mask.shape[1], mask.device, dtype)[None]
+        if not padded and self.attention != "reference":
+            return alibi
+        return alibi + torch.where(mask, 0.0, _KEY_MASK).to(dtype)[:, None, None, :]
 
-        total = int(packing.index.numel())
-        document = torch.repeat_interleave(torch.arange(len(packing.lengths), device=mask.device), packing.lengths)
-        slopes = torch.tensor(alibi_slopes(self.config.num_attention_heads), device=mask.device, dtype=torch.float32)
-
-        def same_sequence(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
-            return document[q_idx] == document[kv_idx]
-
-        def alibi_score(score: Any, b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
-            # within one packed sequence, global index distance equals the in-sequence distance
-            return score - slopes[h] * (q_idx - kv_idx).abs()
-
-        block_mask = create_block_mask(same_sequence, None, None, total, total, device=mask.device, _compile=mask.device.type == "cuda")
-        return _Batch(packing=packing, flex=(alibi_score, block_mask))
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """``padded=False`` is the caller's word that no row of the batch is padded (it knows the lengths on the host):
+        then the bias is the cached ALiBi table alone. It is never inferred from ``mask``: reading a device tensor would
+        make the host wait for the GPU and leave one batch in flight."""
         x = self.embeddings(ids)
-        if self.attention == "packed":
-            batch = self._packed_batch(mask, x.dtype)
-            x = batch.packing.pack(x)  # type: ignore[union-attr]
-        else:
-            batch = _Batch(bias=self.attention_bias(mask, x.dtype))
+        bias = self.attention_bias(mask, x.dtype, padded)
         for layer in self.encoder.layer:
-            x = layer(x, batch, self.attention)
-        return batch.packing.unpack(x) if batch.packing is not None else x
+            x = layer(x, bias, self.attention)
+        return x
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -330,14 +274,23 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip an optional ``bert.`` prefix and drop the masked-LM head and pooler; everything else is kept for checking."""
-    out: dict[str, torch.Tensor] = {}
+def map_weights(state: Mapping[str, T], config: DnaBertConfig, where: str) -> dict[str, T]:
+    """The file's weights under the architecture's names, checked against ``config``.
+
+    A leading ``bert.`` (a masked-LM wrapper's prefix) is stripped; the masked-LM head (``cls.*``) and the pooler are
+    dropped. Anything else that does not map (an unknown key, a key present both with and without the prefix, a
+    missing or misshaped weight) is a :class:`ModelError` naming the keys as the file spells them.
+    """
+    out: dict[str, T] = {}
+    origin: dict[str, str] = {}
     for key, value in state.items():
         name = key[len(_OPTIONAL_PREFIX):] if key.startswith(_OPTIONAL_PREFIX) else key
         if _IGNORED.match(name):
             continue
-        out[name] = value
+        if name in out:
+            raise ModelError(f"{where}: weight {name!r} is there twice, as {origin[name]!r} and as {key!r}")
+        out[name], origin[name] = value, key
+    check_state_dict(config.expected_shapes(), out, where, file_names=origin)  # type: ignore[arg-type]
     return out
 
 
@@ -423,8 +376,7 @@ def load_dnabert(
     config_path, tokenizer_path, weights_path = _model_files(folder)
     config = DnaBertConfig.from_json(config_path)
     tokenizer = DnaTokenizer(tokenizer_path, config.vocab_size)
-    state = normalize_keys(load_weights(weights_path))
-    check_state_dict(config.expected_shapes(), state, str(weights_path))
+    state = map_weights(load_weights(weights_path), config, str(weights_path))
     module = materialize(lambda: DnaBert(config, attention), state, device, dtype)
     if compile:
         compile_layers(module.encoder.layer)

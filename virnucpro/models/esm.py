@@ -6,7 +6,7 @@ zeroed padding, pre-LayerNorm layers with rotary self-attention (queries scaled 
 rotation), exact-GELU feed-forward. The masked-LM head and contact head are never built.
 
 Checkpoints hold omegaconf objects in ``cfg``; they are read with ``weights_only=True`` and inert stand-ins for
-exactly those classes (:mod:`virnucpro.models.safe_pickle`), so a tampered file cannot run code. The state dict is
+exactly those classes (:mod:`virnucpro.models.checkpoint`), so a tampered file cannot run code. The state dict is
 memory-mapped and adopted on the meta device, so a 3B checkpoint is never held twice in host memory.
 """
 
@@ -27,11 +27,11 @@ from torch import nn
 from virnucpro.checksum import file_sha256
 from virnucpro.device import Precision
 from virnucpro.models.layers import (
-    LoadedEncoder, Linear, Packing, attend, check_state_dict, compile_layers, materialize, varlen_attention,
+    LoadedEncoder, Linear, attend, check_state_dict, compile_layers, materialize,
 )
 from virnucpro.errors import ModelError
 from virnucpro.models import hub
-from virnucpro.models.safe_pickle import BASIC_GLOBALS, PickledObject, safe_torch_load
+from virnucpro.models.checkpoint import load_esm_pickle, plain, read_esm_safetensors
 
 log = logging.getLogger("virnucpro")
 
@@ -49,16 +49,6 @@ _TOKEN_DROPOUT_TRAIN_RATIO = 0.15 * 0.8
 _PREFIX = "encoder.sentence_encoder."
 _IGNORED = re.compile(r"^(encoder\.lm_head\.|contact_head\.|encoder\.contact_head\.)")
 _FAIR_ESM_NAME = re.compile(r"esm2_t\d+_\d+[MB]_UR50D")
-
-#: omegaconf classes a fair-esm ``cfg`` pickles (stand-ins, nothing is imported), and harmless type references.
-OMEGACONF_STAND_INS = tuple(
-    f"omegaconf.{name}"
-    for name in (
-        "base.ContainerMetadata", "base.Metadata", "dictconfig.DictConfig", "listconfig.ListConfig",
-        "nodes.AnyNode", "nodes.StringNode", "nodes.IntegerNode", "nodes.FloatNode", "nodes.BooleanNode",
-    )
-)
-_EXTRA_GLOBALS: tuple[Any, ...] = BASIC_GLOBALS + ((object, "typing.Any"), int, float, str, bool, list, tuple)
 
 #: token id of each byte value (residue letters; anything else is <unk>, as fair-esm's alphabet lookup does)
 _BYTE_TO_ID = np.full(256, UNK, dtype=np.int32)
@@ -112,12 +102,9 @@ class Rotary(nn.Module):
         self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim)))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rotate ``q``/``k`` (``[..., length, head_dim]`` padded, or ``[T, heads, head_dim]`` packed with
-        ``positions`` giving each token's place in its own sequence)."""
+        """Rotate ``q``/``k`` (``[..., length, head_dim]``) at ``positions``."""
         freqs = positions.to(torch.float32)[:, None] * self.inv_freq.float()[None, :]
         table = torch.cat((freqs, freqs), dim=-1)
-        if q.dim() == 3:  # packed [T, heads, head_dim]
-            table = table[:, None, :]
         cos, sin = table.cos().to(q.dtype), table.sin().to(q.dtype)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
@@ -170,10 +157,6 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, batch: "Batch", mode: str) -> torch.Tensor:
         q, k, v = self._project(x)
-        if batch.packing is not None:  # [T, heads, head_dim]
-            q, k = self.rot_emb(q, k, batch.packing.positions)
-            context = varlen_attention(q, k, v, batch.packing, 1.0, nested=batch.nested)
-            return self.out_proj(context.flatten(-2))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, L, head_dim]
         q, k = self.rot_emb(q, k, batch.positions)
         context = attend(q, k, v, batch.key_mask, 1.0, mode)
@@ -182,13 +165,11 @@ class SelfAttention(nn.Module):
 
 @dataclass
 class Batch:
-    """How the tokens of one forward pass are laid out: padded ``[B, L]`` (with a key mask, or ``None`` when no row
-    is padded) or packed ``[T]`` (``packing``)."""
+    """What every layer of one forward pass shares: token positions and the key mask (``None`` when no row is
+    padded)."""
 
-    positions: torch.Tensor | None = None
+    positions: torch.Tensor
     key_mask: torch.Tensor | None = None
-    packing: Packing | None = None
-    nested: bool | None = None
 
 
 class Layer(nn.Module):
@@ -210,16 +191,14 @@ class Layer(nn.Module):
 class Esm2(nn.Module):
     """ESM-2 encoder: ``forward(tokens, mask)`` → last layer after ``emb_layer_norm_after``.
 
-    ``attention`` (``sdpa`` | ``packed`` | ``reference``, see :mod:`virnucpro.models.layers`) may be changed at any
-    time; the caller always passes a right-padded batch and gets ``[B, L, D]`` back (zeros at padding when packed).
+    ``attention`` (``sdpa`` | ``reference``, see :mod:`virnucpro.models.layers`) may be changed at any time; the caller
+    passes a right-padded batch and gets ``[B, L, D]`` back.
     """
 
     def __init__(self, config: EsmConfig, attention: str = "sdpa") -> None:
         super().__init__()
         self.config = config
         self.attention = attention
-        #: packed path kernel: nested jagged SDPA (True), a fused call per sequence (False), None = nested on CUDA
-        self.nested: bool | None = None
         self.embed_tokens = nn.Embedding(len(ALPHABET), config.embed_dim, padding_idx=PAD)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.layers))
         self.emb_layer_norm_after = nn.LayerNorm(config.embed_dim)
@@ -240,19 +219,16 @@ class Esm2(nn.Module):
             x = x * (1 - _TOKEN_DROPOUT_TRAIN_RATIO) / (1 - observed)[:, None, None]
         return x * mask[..., None].to(x.dtype)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """``padded=False`` is the caller's word that no row of the batch is padded (it knows the lengths on the host):
+        then attention runs without a mask (FlashAttention-eligible on CUDA). It is never inferred from ``mask``:
+        reading a device tensor would make the host wait for the GPU and leave one batch in flight."""
         x = self.embed(tokens, mask)
-        if self.attention == "packed":
-            packing = Packing.of(mask)
-            batch = Batch(packing=packing, nested=self.nested)
-            x = packing.pack(x)
-        else:
-            padded = self.attention == "reference" or not bool(mask.all())
-            batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if padded else None)
+        masked = padded or self.attention == "reference"
+        batch = Batch(torch.arange(mask.shape[1], device=mask.device), mask[:, None, None, :] if masked else None)
         for layer in self.layers:
             x = layer(x, batch, self.attention)
-        x = self.emb_layer_norm_after(x)
-        return batch.packing.unpack(x) if batch.packing is not None else x
+        return self.emb_layer_norm_after(x)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -314,20 +290,6 @@ def resolve_checkpoint(spec: str) -> Path:
     raise ModelError(f"{spec}: no such ESM-2 checkpoint file, and not a fair-esm model name (e.g. esm2_t36_3B_UR50D)")
 
 
-def plain(obj: Any) -> Any:
-    """Unwrap omegaconf stand-ins (DictConfig/ListConfig/value nodes) into plain dicts, lists and values."""
-    if isinstance(obj, PickledObject):
-        content = obj.get("_content")
-        if content is not None:
-            return plain(content)
-        return plain(obj.get("_val"))
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
-
-
 def read_config(checkpoint: Any, where: str) -> EsmConfig:
     """``cfg['model']`` of a fair-esm checkpoint → :class:`EsmConfig`; missing fields name themselves."""
     cfg = plain(checkpoint.get("cfg")) if isinstance(checkpoint, dict) else None
@@ -376,14 +338,12 @@ def read_checkpoint(path: Path, device: torch.device) -> tuple[EsmConfig, dict[s
     """Configuration and encoder weights of a fair-esm ``.pt`` (safe unpickling, memory-mapped) or of a
     ``.safetensors`` written by ``virnucpro models convert`` (no unpickling; memory-mapped, or read onto the GPU)."""
     if path.suffix == ".safetensors":
-        from virnucpro.models.convert import read_esm_safetensors
-
         fields, state = read_esm_safetensors(path, device)
         try:
             return EsmConfig(**fields), state
         except TypeError:
             raise ModelError(f"{path}: malformed ESM-2 configuration in the metadata: {fields}") from None
-    checkpoint = safe_torch_load(path, OMEGACONF_STAND_INS, _EXTRA_GLOBALS, what="ESM-2 checkpoint")
+    checkpoint = load_esm_pickle(path)
     return read_config(checkpoint, str(path)), read_state(checkpoint, str(path))
 
 

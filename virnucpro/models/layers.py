@@ -1,19 +1,19 @@
-"""Model-side helpers both encoder architectures share: the attention paths, packing of real tokens, the
-precision-aware linear layer, strict state-dict checking, meta-device materialisation, pooling and the
+"""Model-side helpers both encoder architectures share: the attention paths, the precision-aware linear layer, strict state-dict checking, meta-device materialisation, pooling and the
 :class:`LoadedEncoder` hand-over to the engine.
 
 They live under ``models/`` so the architectures never import the embedding engine (data flows one way: the engine
 uses models, models know nothing of it).
 
-Attention modes (every one is tested against ``reference`` and the original's golden embeddings):
+Attention modes (both tested against the original's golden embeddings):
 
-* ``sdpa`` (default): padded batch through PyTorch's fused ``scaled_dot_product_attention``. When a batch has no
-  padding the mask is dropped (ESM-2: no mask at all, so FlashAttention can run on CUDA; DNABERT-S: only the
-  ``[1, H, L, L]`` ALiBi bias, no per-row key mask).
-* ``packed``: padding is removed before the first layer; every dense layer runs on the real tokens only
-  (``[T, D]``), attention runs per sequence through nested jagged tensors (ESM-2: PyTorch's varlen SDPA, Flash on
-  CUDA) or, with ALiBi, over each sequence's own ``[H, l, l]`` bias (DNABERT-S), so no bias is ever built for padding.
+* ``sdpa`` (default): padded batch through PyTorch's fused ``scaled_dot_product_attention``. When the caller says a
+  batch has no padding (``padded=False``, known on the host) the mask is dropped (ESM-2: no mask at all, so
+  FlashAttention can run on CUDA; DNABERT-S: only a view of the cached ``[H, L, L]`` ALiBi table).
 * ``reference``: matmul-softmax spelled out (softmax in float32, as fair-esm does): the oracle.
+
+A third, ``packed`` path (padding removed, attention per sequence) was measured slower than ``sdpa`` on this
+project's CPU for both models with length-sorted batches, which carry almost no padding, and was removed
+(docs/precision.md, "Attention paths").
 """
 
 from __future__ import annotations
@@ -29,18 +29,18 @@ from torch import nn
 from virnucpro.device import Precision, as_precision
 from virnucpro.errors import ModelError
 
-ATTENTION_MODES = ("sdpa", "packed", "reference")
+ATTENTION_MODES = ("sdpa", "reference")
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float, mode: str) -> torch.Tensor:
     """Scaled dot-product attention over ``[batch, heads, length, head_dim]``.
 
     ``mask`` is ``None`` (every key real), boolean (True = key may be attended) or an additive float bias (ALiBi +
-    padding); it must broadcast to ``[batch, heads, length, length]``. ``sdpa``/``packed`` use PyTorch's fused
+    padding); it must broadcast to ``[batch, heads, length, length]``. ``sdpa`` uses PyTorch's fused
     kernels; ``reference`` spells the matmul-softmax out (softmax in float32, as fair-esm does) and is the oracle the
-    fused paths are tested against.
+    fused path is tested against.
     """
-    if mode in ("sdpa", "packed"):
+    if mode == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     if mode != "reference":
         raise ValueError(f"attention must be one of {ATTENTION_MODES}, not {mode!r}")
@@ -65,91 +65,21 @@ class Linear(nn.Linear):
         return F.linear(x.to(self.weight.dtype), self.weight, self.bias)
 
 
-@dataclass(frozen=True)
-class Packing:
-    """Where the real tokens of a right-padded ``[B, L]`` batch go when packed into ``[T]`` (T = real tokens).
-
-    ``index`` are their flat positions in ``B·L``, ``offsets`` the ``B + 1`` cumulative lengths (``cu_seqlens``),
-    ``positions`` each token's column (its position in its own sequence), ``lengths`` the per-row counts.
-    """
-
-    index: torch.Tensor
-    offsets: torch.Tensor
-    positions: torch.Tensor
-    lengths: torch.Tensor
-    max_len: int
-    shape: tuple[int, int]
-
-    @classmethod
-    def of(cls, mask: torch.Tensor) -> "Packing":
-        b, length = mask.shape
-        flat = mask.reshape(-1)
-        index = flat.nonzero().squeeze(1)
-        lengths = mask.sum(dim=1)
-        offsets = F.pad(lengths.cumsum(0), (1, 0))
-        return cls(index, offsets, index % length, lengths, int(lengths.max()), (b, length))
-
-    def pack(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, L, ...]`` → ``[T, ...]`` (real tokens only, row after row)."""
-        return x.reshape(-1, *x.shape[2:]).index_select(0, self.index)
-
-    def unpack(self, x: torch.Tensor) -> torch.Tensor:
-        """``[T, ...]`` → ``[B, L, ...]`` with zeros where the batch was padded."""
-        out = x.new_zeros((self.shape[0] * self.shape[1], *x.shape[1:]))
-        out.index_copy_(0, self.index, x)
-        return out.view(*self.shape, *x.shape[1:])
-
-    def sequences(self) -> list[tuple[int, int]]:
-        """``(start, end)`` of each sequence in the packed order."""
-        bounds = self.offsets.tolist()
-        return list(zip(bounds[:-1], bounds[1:]))
-
-
-def varlen_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, scale: float,
-    bias: torch.Tensor | None = None, nested: bool | None = None,
-) -> torch.Tensor:
-    """Attention of packed ``[T, heads, head_dim]`` tensors within each sequence, never over padding.
-
-    ``nested`` (default: on CUDA) runs one nested-jagged-tensor SDPA call, so PyTorch picks its variable-length
-    kernels (FlashAttention's varlen path on CUDA); it takes no bias. Otherwise one fused SDPA call per sequence,
-    with ``bias[:, :l, :l]`` (an ``[H, L, L]`` table such as ALiBi) when given: on CPU this is the faster form, the
-    nested dispatch costing more than it saves.
-    """
-    if nested is None:
-        nested = q.device.type == "cuda" and bias is None
-    if nested:
-        if bias is not None:
-            raise ValueError("nested varlen attention takes no bias")
-
-        def jagged(x: torch.Tensor) -> torch.Tensor:
-            return torch.nested.nested_tensor_from_jagged(x.contiguous(), packing.offsets, max_seqlen=packing.max_len).transpose(1, 2)
-
-        out = F.scaled_dot_product_attention(jagged(q), jagged(k), jagged(v), scale=scale)
-        return out.transpose(1, 2).values()
-    out = torch.empty_like(q)
-    for start, end in packing.sequences():
-        n = end - start
-        part = F.scaled_dot_product_attention(
-            q[start:end].transpose(0, 1), k[start:end].transpose(0, 1), v[start:end].transpose(0, 1),
-            attn_mask=None if bias is None else bias[:, :n, :n], scale=scale,
-        )
-        out[start:end] = part.transpose(0, 1)
-    return out
-
-
 def check_state_dict(
-    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, torch.Tensor], where: str
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, torch.Tensor], where: str,
+    file_names: Mapping[str, str] | None = None,
 ) -> None:
-    """Refuse weights that do not map one-to-one onto the architecture, naming the offending keys.
+    """Refuse weights that do not map one-to-one onto the architecture, naming the offending keys (as the file spells
+    them when ``file_names`` maps architecture names back to the file's keys).
 
     Shape mismatches are reported as a disagreement between the configuration (which fixed ``expected``) and the
     weights, because that is what they almost always are.
     """
+    names = file_names or {}
     missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
+    unexpected = sorted(names.get(key, key) for key in set(found) - set(expected))
     misshaped = [
-        f"{key} {tuple(found[key].shape)} (configuration implies {expected[key]})"
+        f"{names.get(key, key)} {tuple(found[key].shape)} (configuration implies {expected[key]})"
         for key in sorted(set(expected) & set(found))
         if tuple(found[key].shape) != tuple(expected[key])
     ]

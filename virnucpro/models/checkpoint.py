@@ -1,4 +1,8 @@
-"""Load pickled checkpoints without executing untrusted code.
+"""Reading model checkpoints without executing code from them: restricted unpickling with exact allow-lists, and the
+safetensors form of ESM-2 that ``virnucpro models convert`` writes.
+
+Every loader (ESM-2, DNABERT-S ``pytorch_model.bin``, the classifier, the cheap up-front checks, ``models convert``)
+reads through this one module, so what counts as a safe file is decided in one place.
 
 The published ESM-2 checkpoints (omegaconf objects in ``cfg``) and VirNucPro classifiers (a whole pickled
 ``__main__.MLPClassifier`` module) cannot be read by ``torch.load(weights_only=True)`` as they are. Instead of turning
@@ -9,7 +13,9 @@ is imported or run; any other global makes the load fail with :class:`~virnucpro
 
 from __future__ import annotations
 
+import argparse
 import collections
+import json
 import os
 import pickle
 import re
@@ -70,3 +76,59 @@ def safe_torch_load(
 
 #: Containers that appear in module/config pickles and are harmless.
 BASIC_GLOBALS: tuple[Any, ...] = (set, dict, collections.OrderedDict, collections.defaultdict)
+
+
+#: omegaconf classes a fair-esm ``cfg`` may pickle (stand-ins, nothing is imported). See docs/models.md for what the
+#: published ESM-2 files contain and where that is known from.
+OMEGACONF_STAND_INS = tuple(
+    f"omegaconf.{name}"
+    for name in (
+        "base.ContainerMetadata", "base.Metadata", "dictconfig.DictConfig", "listconfig.ListConfig",
+        "nodes.AnyNode", "nodes.StringNode", "nodes.IntegerNode", "nodes.FloatNode", "nodes.BooleanNode",
+    )
+)
+#: Harmless globals an ESM-2 checkpoint may reference besides the omegaconf stand-ins. ``argparse.Namespace`` is what
+#: the published fair-esm files pickle (``cfg['model']``; docs/models.md); it is plain data (a ``__dict__``), so the
+#: real class is allowed rather than a stand-in.
+ESM_GLOBALS: tuple[Any, ...] = BASIC_GLOBALS + ((object, "typing.Any"), int, float, str, bool, list, tuple, argparse.Namespace)
+
+
+def load_esm_pickle(path: str | os.PathLike[str], what: str = "ESM-2 checkpoint") -> Any:
+    """A fair-esm ``.pt`` checkpoint, unpickled with the ESM-2 allow-list (omegaconf stand-ins + plain types)."""
+    return safe_torch_load(path, OMEGACONF_STAND_INS, ESM_GLOBALS, what=what)
+
+
+def plain(obj: Any) -> Any:
+    """Unwrap omegaconf stand-ins (DictConfig/ListConfig/value nodes) and ``argparse.Namespace`` into plain dicts,
+    lists and values."""
+    if isinstance(obj, argparse.Namespace):
+        return plain(vars(obj))
+    if isinstance(obj, PickledObject):
+        content = obj.get("_content")
+        if content is not None:
+            return plain(content)
+        return plain(obj.get("_val"))
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
+
+
+#: safetensors metadata key holding the ESM-2 configuration and provenance (``virnucpro models convert``)
+ESM_METADATA_KEY = "virnucpro_esm2"
+
+
+def read_esm_safetensors(path: Path, device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config fields, state) of a converted ESM-2 file; tensors memory-mapped (CPU) or read onto ``device``."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=str(device) if device.type == "cuda" else "cpu") as handle:
+            meta = (handle.metadata() or {}).get(ESM_METADATA_KEY)
+            if meta is None:
+                raise ModelError(f"{path}: not an ESM-2 file written by 'virnucpro models convert' (no {ESM_METADATA_KEY} metadata)")
+            state = {key: handle.get_tensor(key) for key in handle.keys()}
+        return json.loads(meta)["config"], state
+    except (SafetensorError, OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: unreadable safetensors file ({exc})") from None
