@@ -37,7 +37,7 @@ from virnucpro.predict import FRAMES_HEADER, format_score
 from virnucpro.prepare import STATUS_DUPLICATE, STATUS_INVALID, read_reads_table
 from virnucpro.regions import KIND_WHOLE, Region, find_regions, window_spans
 from virnucpro.report import ReportBuilder
-from virnucpro.sample_warnings import REASON_RNA, REASON_SHORT, REASON_TOO_LITTLE, STATUS_REASONS, SampleWarnings
+from virnucpro.sample_warnings import REASON_RNA, REASON_SHORT, REASON_TOO_LITTLE, STATUS_REASONS, SampleWarnings, plural
 
 log = logging.getLogger("virnucpro.summarize")
 
@@ -340,10 +340,10 @@ def summarize(
         json.dump({"sample": title, "chunk_length": chunk_length, **counts}, out, indent=2)
         out.write("\n")
     log.info(
-        "%d reads: %d virus, %d others, %d NA; %d windows cut, %d scored (%d viral), %d frames scored; %d viral"
-        " regions → %s",
-        counts["reads"], counts["reads_virus"], counts["reads_others"], counts["reads_na"], counts["windows"],
-        counts["windows_scored"], counts["windows_viral"], counts["frames"], counts["regions"], outdir,
+        "%s: %d virus, %d others, %d NA; %d windows cut, %d scored (%d viral), %s scored; %s → %s",
+        plural(counts["reads"], "read"), counts["reads_virus"], counts["reads_others"], counts["reads_na"],
+        counts["windows"], counts["windows_scored"], counts["windows_viral"], plural(counts["frames"], "frame"),
+        plural(counts["regions"], "viral region"), outdir,
     )
     return counts
 
