@@ -42,11 +42,11 @@ HIGH_MARGIN = 0.3
 MEDIUM_AGREEMENT = 0.6
 MEDIUM_MARGIN = 0.15
 CONFIDENCE_TIERS = ("high", "medium", "low")
-#: Below this coverage the read gets no call (NA). No read of the 4,009 real sequences in /work/shared/realdata is
-#: below it at chunk 300 or 500 (lowest: 0.10), while random DNA is (a 20 Mb random contig: 0.0019 at chunk 500);
+#: Below this coverage the read gets no call (NA). No read of the 3,009 real sequences in /work/shared/realdata is
+#: below it at chunk 300 or 500 (lowest: 0.10), while long random DNA is (0.002 at chunk 500, 0.05 at 300);
 #: measured by benchmarks/coverage_evidence.py, see docs/output.md.
 MIN_CALL_COVERAGE = 0.1
-#: Below this coverage the confidence is at most ``medium`` (1-7 % of the real reads at chunk 300, 2-17 % at 500).
+#: Below this coverage the confidence is at most ``medium`` (1-6 % of the scored real reads at chunk 300, 2-17 % at 500).
 HIGH_MIN_COVERAGE = 0.25
 #: Reads shorter than this fraction of the chunk length are ``low`` at most.
 SHORT_READ_FRACTION = 0.5
