@@ -22,6 +22,7 @@ demo: install
 	$(BIN)/virnucpro run $(REF)/input.fa --outdir demo-output --chunk-length 500 \
 	  --dnabert $(REF)/models/dnabert --esm $(REF)/models/esm2_t2_tiny.pt \
 	  --classifier $(REF)/models/classifier.pth --device cpu --precision fp32
+	@echo "NOTE: the demo models are tiny and randomly initialised (test fixtures): the calls below are meaningless; they only show the outputs' format"
 	@echo "demo outputs in demo-output/: prediction_results.txt, prediction_results_highestscore.csv, reads.tsv,"
 	@echo "  virus_summary.tsv, virus_regions.tsv, virus.fna, report.html (open it in a browser)"
 	@echo "--- virus_summary.tsv (first rows) ---"

@@ -83,19 +83,20 @@ def constructed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_content_and_warnings(constructed: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(json.loads((constructed / "args.json").read_text())) == 0
     err = capsys.readouterr().err
-    assert "9 of 11 reads (82%) are at most 250 bp" in err and "53% accuracy on 150 bp reads" in err
-    assert "1 read(s) repeat an id" in err
+    assert "8 reads are shorter than half the 500 bp window (< 250 bp): confidence low at most — that is 73%" in err
+    assert "53% accuracy on 150 bp reads" in err
+    assert "1 read repeats an id" in err and "(e.g. short3)" in err
     html = (constructed / "out" / "report.html").read_text()
     parsed = _parse(html)
     assert not parsed.errors and not parsed.stack, (parsed.errors, parsed.stack)
     assert not parsed.external and "<script" not in html and "@import" not in html
-    assert "9 of 11 reads (82%) are at most 250 bp" in html and "Duplicate ids: 1." in html
+    assert "8 reads are shorter than half the 500 bp window" in html and "Duplicate ids: 1." in html
     assert "<tr><td>duplicate_id</td><td class=\"n\">1</td></tr>" in html
     # both contigs longer than one window are drawn (both have a region); the hostile id is escaped
     assert html.count('class="track"') == 2
     assert "&lt;b&gt;&amp;&quot;odd&quot;" in html and '<b>&"odd"' not in html
     assert html.index("provirus_host · 6321 bp") < html.index("&lt;b&gt;&amp;&quot;odd&quot; · 1200 bp")  # longest first
-    assert "provirus_host · 6321 bp · call others (low) · 1 region(s)" in html
+    assert "provirus_host · 6321 bp · call others (low) · 13 windows scored of 13 · 1 region<" in html
 
 
 def test_report_without_warnings_says_so(tmp_path: Path) -> None:

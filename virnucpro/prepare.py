@@ -627,7 +627,8 @@ def _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shar
         out.write("\n")
     log.info(
         "prepared %d reads → %d windows → %d frames (%d tokens) in %d shard(s); statuses %s",
-        counts["reads"], counts["windows"], counts["frames"], counts["tokens"], len(kept), statuses,
+        counts["reads"], counts["windows"], counts["frames"], counts["tokens"], len(kept),
+        ", ".join(f"{name} {n}" for name, n in statuses.items()) or "none",
     )
     return manifest
 

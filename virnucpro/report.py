@@ -6,8 +6,8 @@ whatever the sample size: the builder keeps counters and fixed-bin histograms, a
 longest contigs (as the original's ``drew_fig.py`` draws its first five) plus up to :data:`MAX_REGION_TRACKS` contigs
 that hold a viral region, the longest first.
 
-The report also carries the sample's warnings (short reads, duplicate ids, frames that could not be embedded), the
-same ones summarize writes to the log.
+The report also carries the sample's warnings (:mod:`virnucpro.sample_warnings`: counts and first read ids), the
+same ones summarize writes to the log and to summary.json.
 """
 
 from __future__ import annotations
@@ -19,20 +19,23 @@ from typing import Sequence
 
 from virnucpro import __version__
 from virnucpro.calls import (
-    CALL_NA, CALL_OTHERS, CALL_VIRUS, CONFIDENCE_TIERS, STATUS_NOT_EMBEDDED, STATUS_PARTIAL, ReadCall,
+    CALL_NA, CALL_OTHERS, CALL_VIRUS, CONFIDENCE_TIERS, HIGH_MIN_COVERAGE, MIN_CALL_COVERAGE, NOTE_FRAME, NOTE_SHORT,
+    ReadCall,
 )
 from virnucpro.prepare import STATUS_DUPLICATE
 from virnucpro.regions import Region
+from virnucpro.sample_warnings import plural
 
 #: Contigs drawn because they are the longest (drew_fig.py draws the first five of its table).
 TOP_LONGEST = 5
 #: At most this many further contigs with a viral region are drawn (the longest); the rest are counted.
 MAX_REGION_TRACKS = 100
 SCORE_BINS = 20
-#: A read is "short" when it covers at most this fraction of one window; the warning fires when most reads are short.
-SHORT_READ_FRACTION = 0.5
 #: Length classes of the calls-by-length table (upper bounds, bp; the last class is open).
 LENGTH_EDGES = (150, 300, 500, 1000, 2000, 5000, 10000, 50000)
+
+#: Narrowest bar of a window track, in pixels (a window of a very long contig would be invisible otherwise).
+MIN_BAR_PX = 2.0
 
 _COLORS = {CALL_VIRUS: "#c0392b", CALL_OTHERS: "#2c5aa0", CALL_NA: "#9a9a9a"}
 
@@ -62,8 +65,8 @@ class ReportBuilder:
     window_hist: list[list[int]] = field(default_factory=lambda: [[0] * SCORE_BINS, [0] * SCORE_BINS])
     contig_hist: list[list[int]] = field(default_factory=lambda: [[0] * SCORE_BINS, [0] * SCORE_BINS])
     by_length: list[dict[str, int]] = field(default_factory=lambda: [{} for _ in range(len(LENGTH_EDGES) + 1)])
-    nonempty: int = 0
     short: int = 0
+    other_frame: int = 0
     regions: int = 0
     reads_with_region: int = 0
     _longest: list = field(default_factory=list)
@@ -85,9 +88,8 @@ class ReportBuilder:
             self.contig_hist[0 if rc.call == CALL_VIRUS else 1][_bin(rc.mean_score)] += 1
         cls = self.by_length[_length_class(length)]
         cls[rc.call] = cls.get(rc.call, 0) + 1
-        if length > 0:
-            self.nonempty += 1
-            self.short += length <= SHORT_READ_FRACTION * self.chunk_length
+        self.short += NOTE_SHORT in rc.notes
+        self.other_frame += NOTE_FRAME in rc.notes
         self.regions += len(regions)
         self.reads_with_region += bool(regions)
         if len(spans) < 2 or rc.windows_scored == 0:
@@ -99,28 +101,6 @@ class ReportBuilder:
         if regions:
             _push(self._with_region, entry, MAX_REGION_TRACKS)
 
-    def warnings(self) -> list[str]:
-        """The sample's warnings, each one sentence; summarize logs them and the report shows them first."""
-        out = []
-        if self.nonempty and 2 * self.short > self.nonempty:
-            limit = int(SHORT_READ_FRACTION * self.chunk_length)
-            out.append(
-                f"{self.short} of {self.nonempty} reads ({100 * self.short / self.nonempty:.0f}%) are at most {limit} bp,"
-                f" half the {self.chunk_length} bp window or less: the published 300/500 models were measured at about"
-                " 53% accuracy on 150 bp reads by an independent benchmark, so calls on these reads are close to chance"
-                " (assemble reads into contigs first where possible)"
-            )
-        dup = self.statuses.get(STATUS_DUPLICATE, 0)
-        if dup:
-            out.append(f"{dup} read(s) repeat an id seen earlier in the inputs (status {STATUS_DUPLICATE}): listed, not scored again")
-        lost = self.statuses.get(STATUS_NOT_EMBEDDED, 0) + self.statuses.get(STATUS_PARTIAL, 0)
-        if lost:
-            out.append(
-                f"{lost} read(s) have frames that could not be embedded (status {STATUS_NOT_EMBEDDED} / {STATUS_PARTIAL}):"
-                " their calls rest on fewer windows or are NA"
-            )
-        return out
-
     def tracks(self) -> tuple[list[_Track], int]:
         """Contigs to draw, longest first, and how many contigs with a region were left out."""
         chosen: dict[int, tuple] = {}
@@ -129,8 +109,9 @@ class ReportBuilder:
         ordered = sorted(chosen.values(), key=lambda e: (-e[0], -e[1]))
         return [e[2] for e in ordered], self.reads_with_region - len(self._with_region)
 
-    def render(self) -> str:
-        """The whole page."""
+    def render(self, warnings: Sequence[str] = (), reads_na: int = 0, unscored: dict[str, int] | None = None) -> str:
+        """The whole page; ``warnings`` as :meth:`SampleWarnings.lines` gives them, ``unscored`` the reads with call
+        NA per reason."""
         tracks, left_out = self.tracks()
         parts = [
             "<!DOCTYPE html>",
@@ -140,17 +121,16 @@ class ReportBuilder:
             f"<style>{_CSS}</style></head><body>",
             f"<h1>VirNucPro report: {escape(self.title)}</h1>",
             f'<p class="meta">virnucpro {escape(__version__)} · window (chunk) length {self.chunk_length} bp · '
-            f"{self.reads} reads from {escape(', '.join(self.inputs)) or 'no input'} · files: virus_summary.tsv, "
-            "virus_regions.tsv, virus.fna (rules and columns: docs/output.md)</p>",
+            f"{plural(self.reads, 'read')} from {escape(', '.join(self.inputs)) or 'no input'} · files: virus_summary.tsv, "
+            "virus_regions.tsv, virus.fna, summary.json (rules and columns: docs/output.md)</p>",
         ]
-        warnings = self.warnings()
         parts.append('<section id="warnings"><h2>Warnings</h2>')
         if warnings:
             parts.append('<ul class="warnings">' + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>")
         else:
             parts.append("<p>None.</p>")
         parts.append("</section>")
-        parts.append(self._calls_section())
+        parts.append(self._calls_section(reads_na, unscored or {}))
         parts.append(self._status_section())
         parts.append('<section id="scores"><h2>Score distributions</h2>')
         parts.append(
@@ -166,7 +146,7 @@ class ReportBuilder:
         parts.append("</body></html>\n")
         return "\n".join(parts)
 
-    def _calls_section(self) -> str:
+    def _calls_section(self, reads_na: int, unscored: dict[str, int]) -> str:
         rows = []
         for call in (CALL_VIRUS, CALL_OTHERS, CALL_NA):
             tiers = (*CONFIDENCE_TIERS,) if call != CALL_NA else (CALL_NA,)
@@ -177,8 +157,30 @@ class ReportBuilder:
         return (
             '<section id="calls"><h2>Calls</h2><table><thead><tr><th>call</th><th>reads</th><th>confidence</th></tr>'
             f"</thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<p>{self.regions} viral region(s) on {self.reads_with_region} contig(s) (virus_regions.tsv).</p></section>"
+            f"<p>{plural(self.regions, 'viral region')} on {plural(self.reads_with_region, 'contig')} (virus_regions.tsv).</p>"
+            f"{self._legend(reads_na, unscored)}</section>"
         )
+
+    def _legend(self, reads_na: int, unscored: dict[str, int]) -> str:
+        """How to read a call: the window rule, the NA reasons, and the caps on confidence, with this sample's counts."""
+        half = self.chunk_length // 2
+        why_na = ", ".join(f"{escape(r)} {n}" for r, n in sorted(unscored.items(), key=lambda x: (-x[1], x[0])))
+        items = [
+            "<li><b>Window rule</b>: a window is viral when its best virus probability (<code>score2</code>, over its"
+            " six frames) is at least its best non-virus probability (<code>score1</code>); a read is called"
+            " <i>virus</i> when at least half of its scored windows are viral. So a read can show a high"
+            " <code>max_score</code> and still be <i>others</i>: another frame of the same window scored more"
+            f" confidently non-viral (column <code>notes</code>: <code>{NOTE_FRAME}</code>;"
+            f" {plural(self.other_frame, 'read')} here).</li>",
+            f"<li><b>NA</b> ({plural(reads_na, 'read')}): no window could be scored, or fewer than"
+            f" {MIN_CALL_COVERAGE:.0%} of them (<code>coverage</code> column)" + (f" — by reason: {why_na}" if why_na else "")
+            + ".</li>",
+            f"<li><b>Confidence caps</b>: at most <i>medium</i> when under {HIGH_MIN_COVERAGE:.0%} of the windows were"
+            f" scored; at most <i>low</i> for reads shorter than half the window (&lt; {half} bp):"
+            f" {plural(self.short, 'read')} here.</li>",
+        ]
+        return f'<ul class="legend">{"".join(items)}</ul>'
+
 
     def _status_section(self) -> str:
         rows = "".join(
@@ -216,7 +218,8 @@ class ReportBuilder:
             parts.append("<p>No contig longer than one window was scored.</p>")
         parts.extend(_track_svg(t) for t in tracks)
         if left_out > 0:
-            parts.append(f"<p>{left_out} more contig(s) with a region are not drawn; see virus_regions.tsv.</p>")
+            parts.append(f"<p>{plural(left_out, 'more contig')} with a region {'is' if left_out == 1 else 'are'} not drawn;"
+                         " see virus_regions.tsv.</p>")
         parts.append("</section>")
         return "\n".join(parts)
 
@@ -335,8 +338,32 @@ def _stacked_length_svg(labels: list[str], classes: list[dict[str, int]]) -> str
     return "".join(out)
 
 
+def _position_ticks(length: int) -> tuple[list[int], int, str]:
+    """Round tick positions (1, 2 or 5 times a power of ten apart, 4-10 of them) along a contig of ``length`` bp,
+    and the unit to label them in: ``(ticks, unit_bp, unit_name)``."""
+    span = max(length, 1)
+    step = 1
+    while span / step > 10:
+        step = _next_step(step)
+    unit, name = (1_000_000, "Mb") if span >= 1_000_000 else (1_000, "kb") if span >= 5_000 else (1, "bp")
+    return list(range(0, span + 1, step)), unit, name
+
+
+def _next_step(step: int) -> int:
+    """1 → 2 → 5 → 10 → 20 → 50 → ..."""
+    lead = int(str(step)[0])
+    return step * 5 // 2 if lead == 2 else step * 2
+
+
+def _position_label(pos: int, unit: int, name: str) -> str:
+    return f"{pos / unit:g} {name}" if pos else "0"
+
+
 def _track_svg(t: _Track) -> str:
-    """One contig: a bar per window at its real coordinates and height = window score (cf. drew_fig.py)."""
+    """One contig: a bar per window at its real coordinates and height = window score (cf. drew_fig.py).
+
+    Runs of unscored windows are drawn as one grey stretch and every bar is at least :data:`MIN_BAR_PX` wide, so a
+    20 Mb contig with a few scored windows still shows them (a 500 bp window is 0.02 px there)."""
     w, h, left, right, top, bottom = 960, 150, 46, 12, 26, 30
     pw, ph = w - left - right, h - top - bottom
 
@@ -346,26 +373,52 @@ def _track_svg(t: _Track) -> str:
     def y(score: float) -> float:
         return top + ph * (1 - score)
 
-    title = f"{t.read_id} · {t.length} bp · call {t.call} ({t.confidence}) · {len(t.regions)} region(s)"
+    def width(start: int, end: int) -> float:
+        return max(x(end) - x(start), MIN_BAR_PX)
+
+    title = (f"{t.read_id} · {_human_bp(t.length)} · call {t.call} ({t.confidence}) · "
+             f"{plural(sum(s is not None for s in t.scores), 'window')} scored of {len(t.scores)} · "
+             f"{plural(len(t.regions), 'region')}")
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="track" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            f'role="img" aria-label="{escape(t.read_id)}"><text class="title" x="{left}" y="16">{escape(title)}</text>']
     for r in t.regions:
-        out.append(f'<rect class="region" x="{x(r.start):.1f}" y="{top}" width="{max(x(r.end) - x(r.start), 1):.1f}" '
+        out.append(f'<rect class="region" x="{x(r.start):.1f}" y="{top}" width="{width(r.start, r.end):.1f}" '
                    f'height="{ph}" fill="#f6d5d1"><title>{r.kind} {r.start}-{r.end}, mean score {r.mean_score:.3f}</title></rect>')
     out.append(f'<line x1="{left}" y1="{y(0.5):.1f}" x2="{left + pw}" y2="{y(0.5):.1f}" stroke="#999" stroke-dasharray="4 3"/>')
+    gap: list[int] | None = None  # [start, end] of the current run of unscored windows
     for (start, end), score, viral in zip(t.spans, t.scores, t.viral):
         if score is None:
-            out.append(f'<line x1="{x(start):.1f}" y1="{top + ph - 4}" x2="{x(end):.1f}" y2="{top + ph - 4}" stroke="#bbb" stroke-width="3"/>')
+            gap = [gap[0], end] if gap else [start, end]
             continue
+        if gap:
+            out.append(_gap_svg(x(gap[0]), width(*gap), top + ph - 4))
+            gap = None
         color = _COLORS[CALL_VIRUS] if viral else _COLORS[CALL_OTHERS]
-        out.append(f'<line x1="{x(start):.1f}" y1="{y(score):.1f}" x2="{x(end):.1f}" y2="{y(score):.1f}" stroke="{color}" '
-                   f'stroke-width="3"><title>{start}-{end}: {score:.3f}</title></line>')
+        out.append(f'<rect class="window" x="{x(start):.1f}" y="{y(score) - 1.5:.1f}" width="{width(start, end):.1f}" '
+                   f'height="3" fill="{color}"><title>{start}-{end}: {score:.3f}</title></rect>')
+    if gap:
+        out.append(_gap_svg(x(gap[0]), width(*gap), top + ph - 4))
     out.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#888"/>'
                f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#888"/>')
     for v in (0, 0.5, 1):
         out.append(f'<text x="{left - 4}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
-    for pos in _axis_ticks(t.length):
-        if 0 < pos <= 0.97 * t.length:  # a label at the very end would be cut off
-            out.append(f'<text x="{x(pos):.1f}" y="{top + ph + 14}" text-anchor="middle">{pos}</text>')
-    out.append(f'<text x="{left + pw}" y="{h - 2}" text-anchor="end">position (bp)</text></svg>')
+    ticks, unit, name = _position_ticks(t.length)
+    for pos in ticks:
+        if pos <= 0.97 * t.length:  # a label at the very end would be cut off
+            out.append(f'<text class="tick" x="{x(max(pos, 1)):.1f}" y="{top + ph + 14}" text-anchor="middle">'
+                       f"{_position_label(pos, unit, name)}</text>")
+    out.append(f'<text x="{left + pw}" y="{h - 2}" text-anchor="end">position ({name})</text></svg>')
     return "".join(out)
+
+
+def _gap_svg(x0: float, width: float, y: float) -> str:
+    return f'<rect class="unscored" x="{x0:.1f}" y="{y - 1.5:.1f}" width="{width:.1f}" height="3" fill="#bbb"/>'
+
+
+def _human_bp(n: int) -> str:
+    """``950 bp``, ``12.3 kb``, ``20.0 Mb``."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f} Mb"
+    if n >= 10_000:
+        return f"{n / 1_000:.1f} kb"
+    return f"{n} bp"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ from virnucpro.lock import folder_lock
 from virnucpro.predict import merge_features, predict_frames
 from virnucpro.prepare import MAX_SHARDS, default_workers, prepare, prepare_parameters
 from virnucpro.models.classifier import check_classifier
-from virnucpro.summarize import OUTPUT_FILES, summarize
+from virnucpro.summarize import OUTPUT_FILES, sample_name, summarize
 
 log = logging.getLogger("virnucpro.run")
 
@@ -285,6 +286,7 @@ class RunChecks:
     esm_dim: int
     classifier_input_dim: int
     published_classifier: str | None
+    warnings: tuple[str, ...] = ()  # logged while checking; the report and summary.json show them too
 
 
 def validate_run(cfg: RunConfig) -> RunChecks:
@@ -343,6 +345,12 @@ class _Held(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+def _human_only(record: logging.LogRecord) -> bool:
+    """run.log is for people: a stage's machine-readable stats line (a JSON object, kept on the stage commands'
+    console for scripts) stays out of it; run.log says the same in words ("embedded ... in N s")."""
+    return not record.getMessage().startswith("{")
 
 
 class StageClock:
@@ -407,10 +415,12 @@ def run_pipeline(cfg: RunConfig) -> dict[str, Any]:
             checks = validate_run(cfg)
     finally:
         root.removeHandler(held)
+    checks = dataclasses.replace(checks, warnings=tuple(r.getMessage() for r in held.records if r.levelno >= logging.WARNING))
     make_output_folder(outdir)
     with folder_lock(outdir):
         handler = logging.FileHandler(outdir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        handler.addFilter(_human_only)
         root.addHandler(handler)
         try:
             command = shlex.join(cfg.command_line) if cfg.command_line else "(library call)"
@@ -477,7 +487,8 @@ def _run_locked(cfg: RunConfig, outdir: Path, checks: RunChecks, clock: StageClo
                            ("merge+predict", cheap_seconds)):
         clock.record(stage, seconds)
     with clock("summarize"):
-        counts = summarize(prep_dir / "reads.tsv", tables, outdir, inputs=cfg.inputs, chunk_length=cfg.chunk_length)
+        counts = summarize(prep_dir / "reads.tsv", tables, outdir, inputs=cfg.inputs, chunk_length=cfg.chunk_length,
+                           title=sample_name(cfg.inputs), run_warnings=checks.warnings)
     run_manifest = {
         "tool": "virnucpro",
         "version": __version__,
@@ -520,7 +531,7 @@ def _run_locked(cfg: RunConfig, outdir: Path, checks: RunChecks, clock: StageClo
 
 
 def final_line(counts: dict[str, int], outdir: Path) -> str:
-    """The last line of a run: how many reads were called virus / others / NA (no window could be scored)."""
+    """The last line of a run: how many reads were called virus / others / NA, as virus_summary.tsv counts them."""
     reads = counts.get("reads", 0)
 
     def part(key: str, label: str, note: str = "") -> str:
@@ -530,9 +541,14 @@ def final_line(counts: dict[str, int], outdir: Path) -> str:
         return f"{n} {label}" + (f" ({inside})" if inside else "")
 
     return (
-        f"done: {reads} reads: {part('reads_virus', 'virus')}, {part('reads_others', 'others')}, "
-        f"{part('reads_na', 'NA', 'no window could be scored')} → {outdir}"
+        f"done: {reads} read{'' if reads == 1 else 's'}: {part('reads_virus', 'virus')}, {part('reads_others', 'others')}, "
+        f"{part('reads_na', 'NA', 'nothing or too little scored')}{_warned(counts)} → {outdir}"
     )
+
+
+def _warned(counts: dict[str, Any]) -> str:
+    n = len(counts.get("warnings", ()))
+    return f"; {n} warning{'' if n == 1 else 's'} (report.html)" if n else ""
 
 
 def cli_run(args: argparse.Namespace) -> int:

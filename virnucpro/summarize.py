@@ -7,9 +7,10 @@ rows sorted by window id as text). ``reads.tsv`` lists EVERY input read, scored 
 
 The same single pass also writes the per-contig answers (rules in :mod:`virnucpro.calls` and
 :mod:`virnucpro.regions`): ``virus_summary.tsv`` (one row per read), ``virus_regions.tsv`` (viral runs of windows
-with contig coordinates), ``virus.fna`` (sequences called virus and region slices) and ``report.html``. The sequences
-come from streaming the original FASTA inputs again, in step with ``reads.tsv`` (same order, ids checked), so host
-memory stays at one read plus the report's bounded aggregates.
+with contig coordinates), ``virus.fna`` (sequences called virus and region slices), ``report.html`` and
+``summary.json`` (counts, unscored reads per reason, and the warnings of :mod:`virnucpro.sample_warnings`). The
+sequences come from streaming the original FASTA inputs again, in step with ``reads.tsv`` (same order, ids checked),
+so host memory stays at one read plus the report's bounded aggregates.
 """
 
 from __future__ import annotations
@@ -17,22 +18,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import heapq
+import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 import numpy as np
 
 from virnucpro.atomic import atomic_group, temp_name
-from virnucpro.calls import CALL_NA, CALL_OTHERS, CALL_VIRUS, STATUS_NOT_EMBEDDED, STATUS_PARTIAL, ReadCall, call_read
+from virnucpro.calls import (
+    CALL_NA, CALL_OTHERS, CALL_VIRUS, NOTE_SHORT, NOTE_TOO_LITTLE, STATUS_NOT_EMBEDDED, STATUS_PARTIAL, ReadCall, call_read,
+)
 from virnucpro.errors import InputError
 from virnucpro.fasta import FastaRecord, read_fasta, write_record
 from virnucpro.predict import FRAMES_HEADER, format_score
-from virnucpro.prepare import read_reads_table
+from virnucpro.prepare import STATUS_DUPLICATE, STATUS_INVALID, read_reads_table
 from virnucpro.regions import KIND_WHOLE, Region, find_regions, window_spans
 from virnucpro.report import ReportBuilder
+from virnucpro.sample_warnings import REASON_RNA, REASON_SHORT, REASON_TOO_LITTLE, STATUS_REASONS, SampleWarnings, plural
 
 log = logging.getLogger("virnucpro.summarize")
 
@@ -43,11 +48,13 @@ SUMMARY_FILE = "virus_summary.tsv"
 REGIONS_FILE = "virus_regions.tsv"
 VIRUS_FASTA_FILE = "virus.fna"
 REPORT_FILE = "report.html"
+JSON_FILE = "summary.json"
 #: Every file summarize writes, in the order the run manifest lists them.
-OUTPUT_FILES = (FRAMES_FILE, WINDOWS_FILE, READS_FILE, SUMMARY_FILE, REGIONS_FILE, VIRUS_FASTA_FILE, REPORT_FILE)
+OUTPUT_FILES = (FRAMES_FILE, WINDOWS_FILE, READS_FILE, SUMMARY_FILE, REGIONS_FILE, VIRUS_FASTA_FILE, REPORT_FILE, JSON_FILE)
+#: New columns go at the end, so that scripts reading columns by position keep working.
 SUMMARY_HEADER = (
     "read_id", "length", "windows", "windows_scored", "windows_viral", "fraction_viral", "mean_score", "max_score",
-    "call", "confidence", "status", "regions",
+    "call", "confidence", "status", "regions", "coverage", "viral_bp", "notes",
 )
 REGIONS_HEADER = ("read_id", "start", "end", "windows", "mean_score", "kind")
 #: Line width of virus.fna (Biopython's FASTA writer wraps at 60, as the original's chunk files do).
@@ -205,7 +212,8 @@ def _write_answers(
     read_id = row["read_id"]
     fields = (
         read_id, row["length"], row["windows"], rc.windows_scored, rc.windows_viral, _fmt(rc.fraction_viral),
-        _fmt(rc.mean_score), max_score, rc.call, rc.confidence, status, len(regions),
+        _fmt(rc.mean_score), max_score, rc.call, rc.confidence, status, len(regions), _fmt(rc.coverage), rc.viral_bp,
+        ",".join(rc.notes) or "-",
     )
     summary.write("\t".join(map(str, fields)) + "\n")
     for r in regions:
@@ -223,20 +231,48 @@ def _write_answers(
         write_record(fasta, f"{read_id}:{r.start}-{r.end} {description}", sequence[r.start - 1 : r.end], FASTA_WIDTH)
 
 
+def sample_name(inputs: Sequence[Path | str]) -> str:
+    """The sample a run's inputs make, as the pipeline names it: the file name without its FASTA and compression
+    extensions (``reads.fa.gz`` → ``reads``); several files are joined with ``+``."""
+    names = []
+    for p in inputs:
+        name = Path(p).name
+        for ext in (".gz", ".bz2", ".xz", ".zst"):
+            name = name.removesuffix(ext)
+        for ext in (".fasta", ".fa", ".fna", ".fas", ".ffn", ".fsa"):
+            if name.lower().endswith(ext):
+                name = name[: -len(ext)]
+                break
+        names.append(name or Path(p).name)
+    return "+".join(names)
+
+
 def summarize(
     reads_tsv: Path, frame_tables: Sequence[Path], outdir: Path, *, inputs: Sequence[Path], chunk_length: int,
-    title: str | None = None,
-) -> dict[str, int]:
+    title: str | None = None, run_warnings: Sequence[str] = (),
+) -> dict[str, Any]:
     """Write every per-sample output into ``outdir``; ``frame_tables[i]`` is shard ``i + 1``'s predictions.
 
     ``inputs`` are the FASTA files given to prepare (same order): their sequences go into ``virus.fna``.
-    ``chunk_length`` is prepare's: it places windows, and so regions, on the contigs.
+    ``chunk_length`` is prepare's: it places windows, and so regions, on the contigs. ``title`` names the sample in
+    the report (default: the ``outdir`` folder's name, the sample name in the pipeline); ``run_warnings`` are
+    warnings of the stages before (the classifier check) to show with the sample's own. Returns the counts
+    (``windows`` = windows cut, ``windows_scored``, ...), ``unscored`` (reads with call NA, per reason) and
+    ``warnings``, as summary.json holds them.
     """
     outdir = Path(outdir)
     inputs = [Path(p) for p in inputs]
-    counts = {"reads": 0, "frames": 0, "windows": 0, "windows_viral": 0, "reads_virus": 0, "reads_others": 0, "reads_na": 0, "regions": 0}
+    counts: dict[str, Any] = {
+        "reads": 0, "frames": 0, "windows": 0, "windows_scored": 0, "windows_viral": 0, "reads_virus": 0,
+        "reads_others": 0, "reads_na": 0, "regions": 0,
+    }
+    unscored: dict[str, int] = {}
+    warnings = SampleWarnings(chunk_length)
+    for message in run_warnings:
+        warnings.add_run_message(message)
     windows = _WindowSorter(outdir)
-    report = ReportBuilder(chunk_length, title or outdir.resolve().name, [p.name for p in inputs])
+    title = title or outdir.resolve().name
+    report = ReportBuilder(chunk_length, title, [p.name for p in inputs])
     with contextlib.ExitStack() as stack:
         stack.callback(windows.cleanup)
         # the sample's tables appear together or not at all (never this run's next to an earlier run's)
@@ -260,7 +296,8 @@ def summarize(
             best = _window_best(frames)
             windows.extend((w, bool(s2 >= s1)) for w, (s1, s2) in best.items())
             spans, scores, verdicts = _read_windows(row, best, chunk_length, reads_tsv)
-            rc = call_read(scores, verdicts)  # reads.tsv and virus_summary.tsv share this one call
+            # reads.tsv and virus_summary.tsv share this one call
+            rc = call_read(scores, verdicts, length=len(sequence), chunk_length=chunk_length, spans=spans)
             max_virus = format_score(max(f.score2 for f in frames)) if frames else "NA"
             status = _status(row, len(frames))
             _write_read(reads_out, row, len(frames), rc.windows_scored, rc.windows_viral, max_virus, rc.call, status)
@@ -269,12 +306,14 @@ def summarize(
             report.add_read(row["read_id"], len(sequence), status, rc, spans, scores, verdicts, regions)
             counts["reads"] += 1
             counts["frames"] += len(frames)
-            counts["windows"] += rc.windows_scored
+            counts["windows"] += rc.windows
+            counts["windows_scored"] += rc.windows_scored
             counts["windows_viral"] += rc.windows_viral
             counts["reads_virus"] += rc.call == CALL_VIRUS
             counts["reads_others"] += rc.call == CALL_OTHERS
             counts["reads_na"] += rc.call == CALL_NA
             counts["regions"] += len(regions)
+            _note_warnings(warnings, unscored, row["read_id"], status, rc, sequence)
         for index, it in enumerate(shard_iters):
             extra = it.peek()
             if extra is not None:
@@ -291,15 +330,39 @@ def summarize(
         out = tables.text(outdir / WINDOWS_FILE)
         out.write("Modified_ID\tIs_Virus\n")
         out.writelines(windows.sorted_lines())
-        for warning in report.warnings():
-            log.warning("%s", warning)
-        tables.text(outdir / REPORT_FILE).write(report.render())
+        warnings.reads = counts["reads"]
+        for line in warnings.lines()[len(warnings.run_messages):]:  # run-level ones were logged where they arose
+            log.warning("%s", line)
+        tables.text(outdir / REPORT_FILE).write(report.render(warnings.lines(), counts["reads_na"], unscored))
+        counts["unscored"] = dict(sorted(unscored.items()))
+        counts["warnings"] = warnings.items()
+        out = tables.text(outdir / JSON_FILE)
+        json.dump({"sample": title, "chunk_length": chunk_length, **counts}, out, indent=2)
+        out.write("\n")
     log.info(
-        "%d reads, %d frames, %d windows (%d viral), %d reads called virus, %d viral regions → %s",
-        counts["reads"], counts["frames"], counts["windows"], counts["windows_viral"], counts["reads_virus"],
-        counts["regions"], outdir,
+        "%s: %d virus, %d others, %d NA; %d windows cut, %d scored (%d viral), %s scored; %s → %s",
+        plural(counts["reads"], "read"), counts["reads_virus"], counts["reads_others"], counts["reads_na"],
+        counts["windows"], counts["windows_scored"], counts["windows_viral"], plural(counts["frames"], "frame"),
+        plural(counts["regions"], "viral region"), outdir,
     )
     return counts
+
+
+def _note_warnings(
+    warnings: SampleWarnings, unscored: dict[str, int], read_id: str, status: str, rc: ReadCall, sequence: str
+) -> None:
+    """Count the read under every warning it carries, and under its reason when it got no call."""
+    if status in STATUS_REASONS:
+        warnings.add(status, read_id)
+    if NOTE_TOO_LITTLE in rc.notes:
+        warnings.add(REASON_TOO_LITTLE, read_id)
+    if NOTE_SHORT in rc.notes:
+        warnings.add(REASON_SHORT, read_id)
+    if status not in (STATUS_INVALID, STATUS_DUPLICATE) and ("U" in sequence or "u" in sequence):
+        warnings.add(REASON_RNA, read_id)
+    if rc.call == CALL_NA:
+        reason = NOTE_TOO_LITTLE if NOTE_TOO_LITTLE in rc.notes else status
+        unscored[reason] = unscored.get(reason, 0) + 1
 
 
 def _belongs(frame_id: str, read_id: str) -> bool:
