@@ -140,6 +140,8 @@ EARLY = {
     "shards 0": Early(lambda b: [INPUT_FA], lambda b: {}, InputError.exit_code, "--shards must be", ("--shards", "0")),
     "shards 5000": Early(lambda b: [INPUT_FA], lambda b: {}, InputError.exit_code, "--shards must be between 1 and 1000", ("--shards", "5000")),
     "tokens per batch 0": Early(lambda b: [INPUT_FA], lambda b: {}, InputError.exit_code, "--tokens-per-batch-dna must be", ("--tokens-per-batch-dna", "0")),
+    "device typo": Early(lambda b: [INPUT_FA], lambda b: {}, InputError.exit_code, "--device 'gpu0': expected auto, cpu, cuda or cuda:N", ("--device", "gpu0")),
+    "device absent": Early(lambda b: [INPUT_FA], lambda b: {}, InputError.exit_code, "--device cuda:99: ", ("--device", "cuda:99")),
     # classifier
     "classifier missing": Early(lambda b: [INPUT_FA], lambda b: {"classifier": str(b / "nope.pth")}, ModelError.exit_code, "nope.pth: classifier file not found"),
     "classifier is a folder": Early(lambda b: [INPUT_FA], lambda b: {"classifier": str(b / "a_folder")}, ModelError.exit_code, "a_folder: is a folder"),
@@ -166,6 +168,38 @@ def test_refused_before_any_work(row: str, bad: Path, tmp_path: Path, capsys: py
     code, err = call(run_args(case.inputs(bad), outdir, **case.models(bad)) + list(case.extra), capsys)
     assert_clean_failure(code, err, case.code, case.needle)
     assert not outdir.exists(), "failed checks must not create --outdir"
+
+
+def test_bf16_the_cpu_kernels_cannot_run_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU with AMX and ``ATEN_CPU_CAPABILITY=default``/``avx2`` PyTorch's bf16 attention stops with this error
+    (this test CPU has no AMX, so the kernel is made to fail as it does there)."""
+    import torch
+
+    from virnucpro.device import check_cpu_precision
+
+    def vnni_failure(*args, **kwargs):
+        raise RuntimeError("pack_vnni2 is only supported when avx512 is supported")
+
+    check_cpu_precision.cache_clear()
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", vnni_failure)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    code, err = call(run_args([INPUT_FA], tmp_path / "out") + ["--precision", "bf16"], capsys)
+    assert_clean_failure(code, err, InputError.exit_code,
+                         "--precision bf16 cannot run on this CPU with ATEN_CPU_CAPABILITY=avx2: PyTorch's bfloat16 "
+                         "kernels failed (pack_vnni2 is only supported when avx512 is supported); use --precision fp32")
+    assert not (tmp_path / "out").exists()
+    check_cpu_precision.cache_clear()
+
+
+def test_bf16_on_cpu_runs_and_says_what_it_does(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from virnucpro.device import check_cpu_precision
+
+    check_cpu_precision.cache_clear()
+    code, err = call(run_args([INPUT_FA], tmp_path / "out") + ["--precision", "bf16"], capsys)
+    assert code == 0, err
+    note = "--precision bf16 on CPU: weights and activations in bfloat16; scores move from fp32's by up to about 0.02"
+    assert err.count(note) == 1 and (tmp_path / "out" / "run.log").read_text().count(note) == 1
 
 
 def test_outdir_is_a_file_or_under_one(bad: Path, capsys: pytest.CaptureFixture) -> None:
