@@ -243,3 +243,26 @@ def test_sigterm_inside_a_finaliser_is_delivered_again() -> None:
     finally:
         signal.signal(signal.SIGTERM, previous_signal)
         sys.unraisablehook = previous_hook
+
+
+@pytest.mark.parametrize("index", ["", "https://download.pytorch.org/whl/cpu"])
+def test_make_install_takes_torch_from_the_index_given(tmp_path: Path, index: str) -> None:
+    """``make demo TORCH_INDEX_URL=…`` installs torch from that index (a machine without a GPU: the CPU wheels, not
+    the CUDA build); unset, pip's own configuration decides, as before (offline mirrors keep working)."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).parents[1]
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    argv = ["make", "-n", "demo", "VENV=v"] + ([f"TORCH_INDEX_URL={index}"] if index else [])
+    plan = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    torch_lines = [line for line in plan.splitlines() if "pip install" in line and "torch==" in line]
+    assert len(torch_lines) == 1, plan
+    if index:
+        assert torch_lines[0].split("torch==")[1].split()[1:] == ["--index-url", index]
+    else:
+        assert "index-url" not in plan
+    assert "v/bin/virnucpro run" in plan  # the demo itself still follows the install
+    readme = (root / "README.md").read_text()
+    assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in readme

@@ -227,3 +227,93 @@ def test_wrapped_records_whole_block_parsing_matches_line_by_line(tmp_path: Path
             for k, (i, s, line) in enumerate(zip(b.ids, b.sequences, b.lines))
         ]
     assert got == _reference_records(data)
+
+
+TWO_RECORDS = b">x desc\nACGT\nAC\n>y\nGGTT\n"
+
+
+@pytest.mark.parametrize("codec", ["plain", "gzip", "bzip2", "xz"])
+@pytest.mark.parametrize("bom", [False, True])
+def test_compressed_inputs_and_byte_order_mark_are_read_by_content(tmp_path: Path, codec: str, bom: bool) -> None:
+    import bz2
+    import hashlib
+    import lzma
+
+    from virnucpro.fasta import InputStream
+
+    text = (b"\xef\xbb\xbf" if bom else b"") + TWO_RECORDS
+    data = {"plain": text, "gzip": gzip.compress(text), "bzip2": bz2.compress(text), "xz": lzma.compress(text)}[codec]
+    path = _write(tmp_path, "reads.fa", data)  # no telling suffix: the first bytes decide
+    assert [(r.id, r.sequence, r.line) for r in read_fasta(path)] == [("x", "ACGTAC", 1), ("y", "GGTT", 4)]
+    with InputStream(path) as stream:
+        assert stream.format == codec
+        assert stream.sha256() == hashlib.sha256(data).hexdigest()  # the file as stored, before decompression
+
+
+@pytest.mark.parametrize("codec", ["bzip2", "xz"])
+def test_truncated_bzip2_or_xz_is_an_input_error(tmp_path: Path, codec: str) -> None:
+    import bz2
+    import lzma
+
+    text = b">x\n" + bytes(random_dna(40000), "ascii") + b"\n"
+    data = bz2.compress(text) if codec == "bzip2" else lzma.compress(text)
+    path = _write(tmp_path, "cut.fa", data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.fa: cannot read past record 0"):
+        list(read_fasta(path))
+
+
+def random_dna(n: int, seed: int = 3) -> str:
+    import random
+
+    return "".join(random.Random(seed).choices("ACGT", k=n))
+
+
+def test_zstd_without_zstandard_is_refused_naming_the_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # as on a machine without the package
+    path = _write(tmp_path, "reads.fa.zst", b"\x28\xb5\x2f\xfd\x04\x58\x45\x00\x00")
+    with pytest.raises(InputError) as err:
+        list(read_fasta(path))
+    message = str(err.value)
+    assert message.startswith(f"{path}: zstd-compressed") and "zstandard" in message and "binary" not in message
+
+
+def test_zstd_is_read_through_zstandard_when_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader hands a zstd stream to the ``zstandard`` package (stood in for here: it is optional)."""
+    import io
+    import sys
+    import types
+
+    frame = b"\x28\xb5\x2f\xfd"
+
+    class Decompressor:
+        def stream_reader(self, raw, read_across_frames=False):
+            assert read_across_frames  # files written by pzstd or concatenated hold several frames
+            return io.BytesIO(raw.read().replace(frame, b""))
+
+    monkeypatch.setitem(sys.modules, "zstandard", types.SimpleNamespace(ZstdDecompressor=Decompressor))
+    path = _write(tmp_path, "reads.fa", frame + TWO_RECORDS)
+    assert [r.id for r in read_fasta(path)] == ["x", "y"]
+
+
+def test_byte_order_mark_on_a_pipe_read_one_byte_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+    import types
+
+    class Trickle(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            if not self.data:
+                return 0
+            buffer[:1], self.data = self.data[:1], self.data[1:]
+            return 1
+
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=Trickle(b"\xef\xbb\xbf" + TWO_RECORDS)))
+    assert [r.id for r in read_fasta("-")] == ["x", "y"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, INPUT_FA, expected
+from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, INPUT_FA, RUN_TOLERANCE, assert_golden_table, expected
 from virnucpro.cli import main
 from virnucpro.run import RunConfig, folder_lock, run_pipeline
 
@@ -32,9 +32,7 @@ def _rows(path: Path) -> list[list[str]]:
 @pytest.mark.parametrize("chunk,shards", [(300, "1"), (500, "3")])
 def test_run_reproduces_original_outputs(tmp_path: Path, chunk: int, shards: str) -> None:
     assert main(_run_args([INPUT_FA], tmp_path, chunk, "--shards", shards)) == 0
-    got, want = _rows(tmp_path / "prediction_results.txt"), _rows(expected(chunk) / "prediction_results.txt")
-    assert [r[:2] for r in got] == [r[:2] for r in want]
-    assert max(abs(float(a) - float(b)) for g, w in zip(got[1:], want[1:]) for a, b in zip(g[2:], w[2:])) <= 1e-4
+    assert_golden_table(tmp_path / "prediction_results.txt", expected(chunk) / "prediction_results.txt", RUN_TOLERANCE)
     name = "prediction_results_highestscore.csv"
     assert (tmp_path / name).read_bytes() == (expected(chunk) / name).read_bytes()
     reads = _rows(tmp_path / "reads.tsv")

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
              "them as paired nucleotide/protein shards balanced by ESM-2 tokens, with reads.tsv (one row and status "
              "per input read) and manifest.json.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT.fa",
-                   help="FASTA files (plain or gzip), '-' for standard input, or a stream such as <(zcat reads.fa.gz)")
+                   help="FASTA files (plain, gzip, bzip2 or xz; zstd with the zstandard package), '-' for standard input, or a stream such as <(zcat reads.fa.gz)")
     p.add_argument("--outdir", required=True, type=Path, help="folder for the shards, reads.tsv and manifest.json")
     p.add_argument("-j", "--workers", type=int, default=None,
                    help="processes translating blocks of reads in parallel; outputs are identical for any value "
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
              "same command reuses every finished output. Inputs, output folder and all three models are checked "
              "before any work starts.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT.fa",
-                   help="FASTA files (plain or gzip; files, not streams: run reads them again for the final tables)")
+                   help="FASTA files (plain, gzip, bzip2 or xz; zstd with the zstandard package; files, not streams: run reads them again for the final tables)")
     p.add_argument("--outdir", required=True, type=Path, help="output folder (final tables, manifest.json, run.log, work/)")
     p.add_argument("--chunk-length", type=int, default=500, choices=CHUNK_LENGTHS, help=CHUNK_HELP)
     p.add_argument("--dnabert", default=DEFAULT_DNABERT, help="DNABERT-S folder or Hugging Face id")

@@ -5,6 +5,9 @@ The engine, the benchmark and the runner all resolve the user's words here, so `
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import resource
 from dataclasses import dataclass
 
@@ -12,6 +15,7 @@ import torch
 
 from virnucpro.errors import InputError
 
+log = logging.getLogger("virnucpro.device")
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,54 @@ def resolve_precision(spec: str, device: torch.device) -> Precision:
         return PRECISIONS["fp32"]
     if spec not in PRECISIONS:
         raise InputError(f"--precision {spec!r}: expected auto, {', '.join(PRECISIONS)}")
+    if device.type == "cpu" and PRECISIONS[spec].matmul != torch.float32:
+        check_cpu_precision(spec)
     return PRECISIONS[spec]
+
+
+@functools.lru_cache(maxsize=None)
+def check_cpu_precision(name: str) -> None:
+    """Before a CPU run in a 16-bit mode: refuse it when this CPU's kernels cannot run it, else say what it does.
+
+    PyTorch picks some 16-bit CPU code paths from what the processor has (AMX, AVX-512 BF16) but runs them with the
+    vector code ``ATEN_CPU_CAPABILITY`` selects; with ``default`` or ``avx2`` on such a processor they stop deep inside
+    a forward pass (``pack_vnni2 is only supported when avx512 is supported``). A few small runs of the operations the
+    models use (linear layers, attention with and without a bias, LayerNorm) find that here, in milliseconds and
+    before any output exists, instead of as a traceback after the prepare stage. Once per process and mode (cached).
+    """
+    mode = PRECISIONS[name]
+    dtype = mode.matmul
+    try:
+        x = torch.randn(4, 40, 64).to(dtype)
+        torch.nn.functional.layer_norm(torch.nn.functional.linear(x, torch.randn(128, 64).to(dtype)), (128,))
+        for length in (40, 520):  # short and long sequences take different attention kernels
+            q = torch.randn(2, 4, length, 32).to(dtype)
+            bias = torch.zeros(2, 4, length, length).to(dtype)
+            torch.nn.functional.scaled_dot_product_attention(q, q, q, scale=0.2)
+            torch.nn.functional.scaled_dot_product_attention(q, q, q, attn_mask=bias, scale=0.2)
+    except RuntimeError as exc:
+        capability = os.environ.get("ATEN_CPU_CAPABILITY")
+        setting = f" with ATEN_CPU_CAPABILITY={capability}" if capability else ""
+        raise InputError(
+            f"--precision {name} cannot run on this CPU{setting}: PyTorch's {dtype_name(dtype)} kernels failed "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); use --precision fp32 (the CPU default)"
+            + (" or unset ATEN_CPU_CAPABILITY" if capability else "")
+        ) from None
+    if dtype == torch.float16:
+        log.warning("--precision %s on CPU: weights and activations in float16, whose range can overflow in deep "
+                    "models (docs/precision.md); fp32 is the CPU default", name)
+        return
+    what = "matrix products in bfloat16, residual stream and LayerNorm in float32" if mode.dtype == torch.float32 \
+        else "weights and activations in bfloat16"
+    log.warning(
+        "--precision %s on CPU: %s; scores move from fp32's by up to about 0.02 and a few calls near 0.5 flip "
+        "(0.3-0.4%% of frames in docs/precision.md), and it is slower than fp32 on CPUs without bf16 matrix units "
+        "(3-8x there); fp32 is the CPU default", name, what,
+    )
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(dtype, str(dtype).replace("torch.", ""))
 
 
 def precision_name(precision: "Precision | torch.dtype") -> str:

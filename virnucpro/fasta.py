@@ -12,16 +12,20 @@ boundaries in the reading process, :func:`parse_block` turns one block into ids 
 :func:`read_fasta` chains the two for callers that want one record at a time. Memory stays at one block (or one
 record, when a record is larger than a block) whatever the file size.
 
-Inputs may be plain or gzip files (detected by content, not by name, also on pipes), ``-`` for standard input, or
-any readable stream path such as ``/dev/stdin`` or a process substitution ``<(zcat reads.fa.gz)``. The SHA-256 of the
-bytes read is computed on the way, so a stream can be recorded in a manifest without being read twice.
+Inputs may be plain, gzip, bzip2 or xz files (detected by content, not by name, also on pipes; zstd too when the
+``zstandard`` package is installed, otherwise refused naming the format), ``-`` for standard input, or any readable
+stream path such as ``/dev/stdin`` or a process substitution ``<(zcat reads.fa.gz)``. A UTF-8 byte order mark (which
+some Windows editors write) is skipped. The SHA-256 of the bytes read (compressed, as stored) is computed on the way,
+so a stream can be recorded in a manifest without being read twice.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import stat
 import sys
@@ -34,6 +38,10 @@ import numpy as np
 from virnucpro.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: Compressed formats recognised by their first bytes: name → magic. bzip2's "BZh" is followed by the block size digit.
+MAGIC = {"gzip": GZIP_MAGIC, "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zstd": b"\x28\xb5\x2f\xfd"}
+_SNIFF = max(len(m) for m in MAGIC.values())
+UTF8_BOM = b"\xef\xbb\xbf"
 STDIN = "-"
 #: Target size of one block of records handed to :func:`parse_block` (a block holds whole records only).
 BLOCK_BYTES = 1 << 20
@@ -164,22 +172,30 @@ class InputStream:
         self._hashing = _Hashing(raw)
         head = b""
         try:
-            while len(head) < 2:  # a pipe may deliver one byte at a time
-                more = self._hashing.read(2 - len(head))
+            while len(head) < _SNIFF:  # a pipe may deliver one byte at a time
+                more = self._hashing.read(_SNIFF - len(head))
                 if not more:
                     break
                 head += more
         except OSError as exc:
             self.close()
             raise InputError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
-        rest = _Prefixed(head, self._hashing)
-        self.gzip = head == GZIP_MAGIC
-        self._stream: io.BufferedIOBase = (
-            gzip.GzipFile(fileobj=io.BufferedReader(rest), mode="rb") if self.gzip else io.BufferedReader(rest, _READ_BYTES)
-        )
+        self.format = sniff_format(head)
+        self.gzip = self.format == "gzip"
+        try:
+            rest = io.BufferedReader(_Prefixed(head, self._hashing), _READ_BYTES)
+            self._stream: io.BufferedIOBase = _decompressed(self.format, rest)
+        except InputError as exc:
+            self.close()
+            raise InputError(f"{self.name}: {exc}") from None
+        self._at_start = True
 
     def read(self, n: int = _READ_BYTES) -> bytes:
-        return self._stream.read(n)
+        if not self._at_start:
+            return self._stream.read(n)
+        self._at_start = False  # the first read: skip a UTF-8 byte order mark (at least 3 bytes, to see one whole)
+        data = self._stream.read(max(n, len(UTF8_BOM)))
+        return data[len(UTF8_BOM):] if data.startswith(UTF8_BOM) else data
 
     def sha256(self) -> str:
         """Digest of every byte of the input; reads what is left first, so it is the whole file's checksum."""
@@ -196,6 +212,44 @@ class InputStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sniff_format(head: bytes) -> str:
+    """``plain`` or the compressed format whose magic bytes start ``head`` (the first bytes of the input)."""
+    for name, magic in MAGIC.items():
+        if head.startswith(magic) and (name != "bzip2" or head[3:4] in b"123456789"):
+            return name
+    return "plain"
+
+
+def _decompressed(fmt: str, raw: io.BufferedReader) -> io.BufferedIOBase:
+    """A reader of the decompressed bytes of ``raw`` (standard library codecs; zstd via the optional ``zstandard``)."""
+    if fmt == "plain":
+        return raw
+    if fmt == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if fmt == "bzip2":
+        return bz2.BZ2File(raw, mode="rb")
+    if fmt == "xz":
+        return lzma.LZMAFile(raw, mode="rb")
+    try:
+        import zstandard
+    except ImportError:
+        raise InputError(
+            "zstd-compressed (.zst), which needs the 'zstandard' package (pip install zstandard); "
+            "or decompress it first (zstd -d), or give it as gzip, bzip2 or xz"
+        ) from None
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True), _READ_BYTES)
+
+
+#: What a corrupt or truncated compressed stream raises, per codec (zstandard's error is an ``Exception``).
+_CODEC_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, lzma.LZMAError)
+try:
+    from zstandard import ZstdError
+
+    _CODEC_ERRORS += (ZstdError,)
+except ImportError:
+    pass
 
 
 def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator[RawBlock]:
@@ -216,7 +270,7 @@ def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator
     while True:
         try:
             chunk = stream.read(read_size)
-        except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip stream
+        except _CODEC_ERRORS as exc:  # corrupt or truncated compressed stream
             complete = record - 1 + max(0, sum(p.count(NL_GT) for p in parts) + bool(parts) - 1)
             raise InputError(f"{name}: cannot read past record {complete}: {exc}") from None
         eof = not chunk

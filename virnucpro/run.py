@@ -292,7 +292,8 @@ class RunChecks:
 def validate_run(cfg: RunConfig) -> RunChecks:
     """Everything that can be checked before work starts, cheapest first; raises the error a later stage would.
 
-    Inputs (:class:`InputError`, exit 2, the reader's own words), option values (exit 2), the output folder
+    Inputs (:class:`InputError`, exit 2, the reader's own words), option values including ``--device`` and
+    ``--precision`` (exit 2; a 16-bit mode on CPU is tried on this CPU's kernels), the output folder
     (:class:`~virnucpro.errors.StorageError`, exit 5), then the models (:class:`~virnucpro.errors.ModelError`, exit 3).
     Writes nothing.
     """
@@ -313,6 +314,10 @@ def validate_run(cfg: RunConfig) -> RunChecks:
             raise InputError(f"{option} must be a positive number, got {value}")
     if cfg.n_shards is not None and cfg.n_shards > MAX_SHARDS:
         raise InputError(f"--shards must be between 1 and {MAX_SHARDS}, got {cfg.n_shards}")
+    from virnucpro.device import resolve_device, resolve_precision
+
+    for device in plan_devices(cfg.device):  # a typo or a missing GPU fails here, not after run.log exists
+        resolve_precision(cfg.precision, resolve_device(device))
     check_output_folder(cfg.outdir)
     from virnucpro.models.check import check_models
 
