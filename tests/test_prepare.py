@@ -108,7 +108,7 @@ import sys
 
 from virnucpro.errors import FolderBusy
 from virnucpro.lock import folder_lock
-from virnucpro.prepare import ShardSet
+from virnucpro.shards import ShardSet
 
 OUTPUTS = ("reads.tsv", "manifest.json", "windows.fa")
 
@@ -151,17 +151,17 @@ def test_bad_header_deep_in_the_input_names_its_record_and_line_with_any_workers
 
 
 def test_parallel_run_uses_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import virnucpro.prepare as prepare_module
+    import virnucpro.blockrunner as blockrunner
 
     started = []
-    real = prepare_module.BlockRunner._executor
+    real = blockrunner.BlockRunner._executor
 
     def spy(self):
         pool = real(self)
         started.append(pool)
         return pool
 
-    monkeypatch.setattr(prepare_module.BlockRunner, "_executor", spy)
+    monkeypatch.setattr(blockrunner.BlockRunner, "_executor", spy)
     prepare([_mixed_fasta(tmp_path / "in.fa", 2)], tmp_path / "o", 500, workers=2, block_bytes=2000, progress=False)
     assert started, "a multi-block input with workers=2 must use the pool"
 
