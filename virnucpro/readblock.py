@@ -38,7 +38,7 @@ for _c in DNA_LETTERS:
     _LETTER_CLASS[ord(_c)] = 1 if _c in "Uu" else 0
 _U_TO_T = bytes.maketrans(b"Uu", b"Tt")
 _DNA_BYTES = "".join(sorted(DNA_LETTERS - set("Uu"))).encode("ascii")
-_HEADER_TAIL = tuple(f"{name}\n".encode() for name in FRAME_NAMES)
+_FRAME_NAMES = tuple(name.encode() for name in FRAME_NAMES)
 _WRAP = 60  # windows.fa is wrapped like Biopython's FASTA writer, as the original chunk file
 
 
@@ -90,18 +90,21 @@ def _letter_classes(joined: bytes, lengths: np.ndarray) -> np.ndarray:
     return worst
 
 
-def _records_text(header: list[list[bytes]], header_sizes: np.ndarray, sequences: list[bytes]) -> tuple[bytes, np.ndarray]:
-    """FASTA text of records (header line made of the pieces ``header[0][i] + header[1][i] + ...``, newline
-    included, then one sequence line) and the end offset of each record. The pieces are interleaved by slice
-    assignment and joined once: no per-record Python."""
+def _records_text(heads: list[bytes], tails: list[bytes], sequences: list[bytes], sizes: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """FASTA text of records ``heads[i] + tails[i]`` (the header line, newline included) then ``sequences[i]`` on one
+    line, and the end offset of each record (``sizes`` are the records' byte counts).
+
+    Each ``heads[i]`` starts with the newline that ends the record before it (dropped for the first record; the last
+    one gets its own), so a record is three pieces, interleaved by slice assignment and joined once: no per-record
+    Python, and fewer pieces for the join, whose cost goes by the piece."""
     if not sequences:
         return b"", np.zeros(0, dtype=np.int64)
-    step = len(header) + 2
-    parts: list[bytes] = [b"\n"] * (step * len(sequences))
-    for j, pieces in enumerate(header):
-        parts[j::step] = pieces
-    parts[len(header) :: step] = sequences
-    sizes = header_sizes + np.fromiter(map(len, sequences), np.int64, len(sequences)) + 1
+    parts: list[bytes] = [b""] * (3 * len(sequences) + 1)
+    parts[0:-1:3] = heads
+    parts[1:-1:3] = tails
+    parts[2:-1:3] = sequences
+    parts[0] = parts[0][1:]
+    parts[-1] = b"\n"
     return b"".join(parts), np.cumsum(sizes)
 
 
@@ -139,20 +142,17 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
     status[worst == 2] = STATUS_CODE[STATUS_INVALID]
     status[lengths == 0] = STATUS_CODE[STATUS_EMPTY]
 
-    # a frame's header ">{id}_chunk_{k}F1\n" is gathered from three short lists (">id" per read, "_chunk_k" per k,
-    # "F1\n".."R3\n" per kind) rather than formatted frame by frame; the ">id" pieces come from one encode and split
-    heads = (">" + "\n>".join(ids)).encode("utf-8").split(b"\n") if n else []
-    numbers = [b"_chunk_%d" % k for k in range(1, int(frames.windows.max(initial=0)) + 1)]
+    # a frame's header line is two pieces gathered from short lists rather than formatted frame by frame: "\n>{id}"
+    # per read (the newline ends the record before it; one encode and split make them all: ids hold no white space)
+    # and "_chunk_{k}F1\n".."_chunk_{k}R3\n" per window number and kind
+    heads = (" \n>" + " \n>".join(ids)).encode("utf-8").split(b" ")[1:] if n else []
+    tails = [b"_chunk_%d%s\n" % (k, name) for k in range(1, int(frames.windows.max(initial=0)) + 1) for name in _FRAME_NAMES]
     frame_read = frames.window_read[frames.frame_window]
-    frame_number = frames.window_number[frames.frame_window] - 1
-    header = [gather(heads, frame_read), gather(numbers, frame_number), gather(_HEADER_TAIL, frames.frame_kind)]
-    header_sizes = (
-        np.fromiter(map(len, heads), np.int64, n)[frame_read]
-        + np.fromiter(map(len, numbers), np.int64, len(numbers))[frame_number]
-        + len(_HEADER_TAIL[0])
-    )
-    nuc, nuc_record_ends = _records_text(header, header_sizes, frames.nucleotides)
-    prot, prot_record_ends = _records_text(header, header_sizes, frames.proteins)
+    frame_tail = 6 * (frames.window_number[frames.frame_window] - 1) + frames.frame_kind
+    head_pieces, tail_pieces = gather(heads, frame_read), gather(tails, frame_tail)
+    header_sizes = np.fromiter(map(len, heads), np.int64, n)[frame_read] + np.fromiter(map(len, tails), np.int64, len(tails))[frame_tail]
+    nuc, nuc_record_ends = _records_text(head_pieces, tail_pieces, frames.nucleotides, header_sizes + frames.nucleotide_lengths)
+    prot, prot_record_ends = _records_text(head_pieces, tail_pieces, frames.proteins, header_sizes + frames.protein_lengths)
 
     windows_text, windows_ends = b"", np.zeros(n + 1, dtype=np.int64)
     if write_windows:
@@ -161,7 +161,7 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
             frames.window_read.tolist(), frames.window_number.tolist(), frames.window_start.tolist(), frames.window_length.tolist()
         ):
             window = work[r][start : start + length]
-            pieces.append(b"%s_chunk_%d\n%s\n" % (heads[r], k, b"\n".join(window[j : j + _WRAP] for j in range(0, length, _WRAP))))
+            pieces.append(b"%s_chunk_%d\n%s\n" % (heads[r][1:], k, b"\n".join(window[j : j + _WRAP] for j in range(0, length, _WRAP))))
         windows_text = b"".join(pieces)
         sizes = np.fromiter(map(len, pieces), np.int64, len(pieces))
         windows_ends = _per_read_ends(np.cumsum(sizes), frames.windows)

@@ -41,16 +41,23 @@ def rows_text(ids: list[str], label: str, first_record: int, *columns: np.ndarra
     status code).
 
     The numeric tail of a row repeats a lot within a block (reads of one length give few distinct window/frame/token
-    counts), so each distinct tail is formatted once (``np.unique`` over the rows) and gathered back; the row pieces
-    are then interleaved and joined once: this is the per-read cost of the stage, worth keeping out of Python loops.
+    counts), so each distinct tail is formatted once and gathered back; the row pieces are then interleaved and joined
+    once: this is the per-read cost of the stage, worth keeping out of Python loops. The distinct tails come from one
+    1-D sort of a mixed-radix number per row (the columns are counts: non-negative integers); a sort per column, or
+    ``np.unique`` over whole rows (a sort of records), costs several times more.
     """
     n = len(ids)
     if not n:
         return b""
-    key = np.zeros(n, dtype=np.int64)  # rank of each row's tail among the distinct tails, built column by column
-    for column in columns:  # (1-D sorts: np.unique over whole rows sorts records, many times slower)
-        values, rank = np.unique(column, return_inverse=True)
-        key = np.unique(key * len(values) + rank.reshape(-1), return_inverse=True)[1].reshape(-1)
+    key = np.zeros(n, dtype=np.int64)  # a number per row, equal for equal tails
+    span = 1  # key < span
+    for column in columns:
+        radix = int(column.max()) + 1
+        if span * radix >= 1 << 62:  # would overflow: renumber the tails seen so far 0..distinct-1
+            values, inverse = np.unique(key, return_inverse=True)
+            key, span = inverse.reshape(-1).astype(np.int64), len(values)
+        key = key * radix + column
+        span *= radix
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     distinct = np.stack(columns, axis=1)[first].tolist()
     tails = ["\t" + "\t".join(map(str, row[:-1])) + f"\t{STATUSES[row[-1]]}\n" for row in distinct]
