@@ -289,3 +289,19 @@ def test_streamed_input_from_stdin_and_process_substitution(tmp_path: Path) -> N
 def test_bad_options_create_nothing(tmp_path: Path, args: list[str]) -> None:
     assert main(["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "o"), "-q", *args]) == 2
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("high", [10, 10**12])  # few distinct tails; counts so large that a mixed-radix key overflows
+def test_reads_rows_are_the_plain_formatting_of_each_row(high: int) -> None:
+    from virnucpro.readstable import STATUSES, rows_text
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    columns = [rng.integers(0, h, n) for h in (high, 3, 7, high, 1000 if high > 10 else 2)]
+    columns.append(rng.integers(0, len(STATUSES), n).astype(np.uint8))
+    ids = [f"r{i}" for i in range(n)]
+    expected = "".join(
+        f"{ids[i]}\tin.fa\t{5 + i}\t" + "\t".join(str(int(c[i])) for c in columns[:-1]) + f"\t{STATUSES[columns[-1][i]]}\n"
+        for i in range(n)
+    )
+    assert rows_text(ids, "in.fa", 5, *columns).decode() == expected
