@@ -305,3 +305,15 @@ def test_reads_rows_are_the_plain_formatting_of_each_row(high: int) -> None:
         for i in range(n)
     )
     assert rows_text(ids, "in.fa", 5, *columns).decode() == expected
+
+
+def test_prepare_command_starts_no_blas_threads(tmp_path: Path) -> None:
+    """``virnucpro prepare`` does no linear algebra, so numpy's OpenBLAS must not start a thread per core (they cost
+    start-up time, and CPU the prepare workers want); the process ends its run with its main thread only."""
+    import os
+
+    script = "import os, sys\nfrom virnucpro.cli import main\nmain(sys.argv[1:])\nprint(len(os.listdir('/proc/self/task')))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    argv = ["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "o"), "-q", "--workers", "1"]
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "1"
