@@ -3,7 +3,9 @@
 Each measurement starts a fresh process exactly as a user would (``virnucpro prepare ...``, and
 ``python benchmarks/original_prepare.py ...`` for the baseline: Biopython parsing, the original chunking rule and a
 dict lookup per codon), times it (wall clock, and the CPU seconds of the process and its children), and checks that
-both wrote the same frames byte for byte. Cases (``--reads`` reads each, default 60,000):
+both wrote the same frames byte for byte. The commands compared are run in turn in each of ``--repeats`` repeats, so
+they see the machine in the same state; the fastest run of each, the medians and every run are reported. Cases
+(``--reads`` reads each, default 60,000):
 
 * synthetic 500 bp reads, chunk 500 (random DNA carrying one stop-free frame: ``virnucpro.bench``'s generator);
 * real-like 500 bp reads, chunk 300, and real-like 150 bp reads, chunk 300: fragments sampled at random positions
@@ -43,6 +45,11 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+try:
+    import virnucpro  # noqa: F401
+except ModuleNotFoundError:  # a checkout that is not installed: time its package, here and in the timed processes
+    sys.path.insert(0, str(HERE.parent))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
 ORIGINAL = HERE / "original_prepare.py"
 REALDATA = Path("/work/shared/realdata")
 REAL_FILES = ("virus_3kb.fa", "host_3kb.fa", "gut_metagenome_contigs.fa")
@@ -98,18 +105,9 @@ def timed_together(commands: list[list[str]]) -> dict[str, float]:
     return {"wall_s": round(time.perf_counter() - start, 3)}
 
 
-def best_of(command: list[str], repeats: int) -> dict[str, float]:
-    runs = [timed(command) for _ in range(repeats)]
-    return min(runs, key=lambda r: r["wall_s"])
-
-
 def prepare_command(fasta: Path, chunk: int, outdir: Path, workers: int | None) -> list[str]:
     command = [*virnucpro_command(), "prepare", str(fasta), "--outdir", str(outdir), "--chunk-length", str(chunk), "-q"]
     return command + ["--workers", str(workers)] if workers is not None else command
-
-
-def run_prepare(fasta: Path, chunk: int, outdir: Path, workers: int | None, repeats: int) -> dict[str, float]:
-    return best_of(prepare_command(fasta, chunk, outdir, workers), repeats)
 
 
 def split_in_halves(fasta: Path) -> tuple[Path, Path]:
@@ -133,11 +131,21 @@ def rate(reads: int, seconds: float) -> float:
 
 
 def compare_case(name: str, fasta: Path, chunk: int, reads: int, work: Path, repeats: int) -> dict:
-    """One input: the original, virnucpro with its default workers, and virnucpro with one worker."""
+    """One input: the original, virnucpro with its default workers and virnucpro with one worker, run in turn in each
+    repeat (so the three see the machine in the same state); the fastest run of each, and the medians."""
     original_dir, default_dir, single_dir = work / f"{name}-original", work / f"{name}-virnucpro", work / f"{name}-w1"
-    original = best_of([sys.executable, str(ORIGINAL), str(fasta), str(chunk), str(original_dir)], repeats)
-    default = run_prepare(fasta, chunk, default_dir, None, repeats)
-    single = run_prepare(fasta, chunk, single_dir, 1, repeats)
+    commands = {
+        "original": [sys.executable, str(ORIGINAL), str(fasta), str(chunk), str(original_dir)],
+        "virnucpro": prepare_command(fasta, chunk, default_dir, None),
+        "virnucpro_1_worker": prepare_command(fasta, chunk, single_dir, 1),
+    }
+    runs: dict[str, list[dict[str, float]]] = {key: [] for key in commands}
+    for _ in range(repeats):
+        for key, command in commands.items():
+            runs[key].append(timed(command))
+    best = {key: min(v, key=lambda r: r["wall_s"]) for key, v in runs.items()}
+    median = {key: {m: float(np.median([r[m] for r in v])) for m in ("wall_s", "cpu_s")} for key, v in runs.items()}
+    original, default, single = best["original"], best["virnucpro"], best["virnucpro_1_worker"]
     manifest = json.loads((default_dir / "manifest.json").read_text())
     return {
         "case": name,
@@ -152,6 +160,15 @@ def compare_case(name: str, fasta: Path, chunk: int, reads: int, work: Path, rep
         "speedup_vs_original": round(original["wall_s"] / default["wall_s"], 2),
         "speedup_vs_original_1_worker": round(original["wall_s"] / single["wall_s"], 2),
         "cpu_speedup_vs_original_1_worker": round(original["cpu_s"] / single["cpu_s"], 2) if single["cpu_s"] else None,
+        "medians": {
+            "wall_s": {key: round(m["wall_s"], 3) for key, m in median.items()},
+            "speedup_vs_original": round(median["original"]["wall_s"] / median["virnucpro"]["wall_s"], 2),
+            "speedup_vs_original_1_worker": round(median["original"]["wall_s"] / median["virnucpro_1_worker"]["wall_s"], 2),
+            "cpu_speedup_vs_original_1_worker": round(median["original"]["cpu_s"] / median["virnucpro_1_worker"]["cpu_s"], 2)
+            if median["virnucpro_1_worker"]["cpu_s"]
+            else None,
+        },
+        "all_runs_wall_s": {key: [r["wall_s"] for r in v] for key, v in runs.items()},
     }
 
 
@@ -197,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reads", type=int, default=60_000, help="reads per comparison case (default 60000)")
     parser.add_argument("--big-reads", type=int, default=200_000, help="reads of the 1-vs-2-workers case (default 200000)")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per measurement, the fastest is kept (default 1)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each command, interleaved; fastest and median reported (default 1)")
     parser.add_argument("--realdata", type=Path, default=REALDATA, help=f"folder of real sequences, or one FASTA file (default {REALDATA})")
     parser.add_argument("--workdir", type=Path, default=None, help="keep inputs and outputs here (default: a temp folder)")
     parser.add_argument("--output", type=Path, default=None, help="JSON report (default: stdout)")

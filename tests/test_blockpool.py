@@ -12,7 +12,7 @@ from conftest import INPUT_FA
 from virnucpro import blockpool
 from virnucpro.blockpool import BlockPool
 from virnucpro.fasta import InputStream, read_blocks
-from virnucpro.prepare import BlockResult, process_block
+from virnucpro.readblock import BlockResult, process_block
 
 ARGS = (300, "in.fa", True, True)  # chunk, label, write_windows, rows
 

@@ -108,7 +108,7 @@ import sys
 
 from virnucpro.errors import FolderBusy
 from virnucpro.lock import folder_lock
-from virnucpro.prepare import ShardSet
+from virnucpro.shards import ShardSet
 
 OUTPUTS = ("reads.tsv", "manifest.json", "windows.fa")
 
@@ -151,17 +151,17 @@ def test_bad_header_deep_in_the_input_names_its_record_and_line_with_any_workers
 
 
 def test_parallel_run_uses_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import virnucpro.prepare as prepare_module
+    import virnucpro.blockrunner as blockrunner
 
     started = []
-    real = prepare_module.BlockRunner._executor
+    real = blockrunner.BlockRunner._executor
 
     def spy(self):
         pool = real(self)
         started.append(pool)
         return pool
 
-    monkeypatch.setattr(prepare_module.BlockRunner, "_executor", spy)
+    monkeypatch.setattr(blockrunner.BlockRunner, "_executor", spy)
     prepare([_mixed_fasta(tmp_path / "in.fa", 2)], tmp_path / "o", 500, workers=2, block_bytes=2000, progress=False)
     assert started, "a multi-block input with workers=2 must use the pool"
 
@@ -289,3 +289,31 @@ def test_streamed_input_from_stdin_and_process_substitution(tmp_path: Path) -> N
 def test_bad_options_create_nothing(tmp_path: Path, args: list[str]) -> None:
     assert main(["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "o"), "-q", *args]) == 2
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("high", [10, 10**12])  # few distinct tails; counts so large that a mixed-radix key overflows
+def test_reads_rows_are_the_plain_formatting_of_each_row(high: int) -> None:
+    from virnucpro.readstable import STATUSES, rows_text
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    columns = [rng.integers(0, h, n) for h in (high, 3, 7, high, 1000 if high > 10 else 2)]
+    columns.append(rng.integers(0, len(STATUSES), n).astype(np.uint8))
+    ids = [f"r{i}" for i in range(n)]
+    expected = "".join(
+        f"{ids[i]}\tin.fa\t{5 + i}\t" + "\t".join(str(int(c[i])) for c in columns[:-1]) + f"\t{STATUSES[columns[-1][i]]}\n"
+        for i in range(n)
+    )
+    assert rows_text(ids, "in.fa", 5, *columns).decode() == expected
+
+
+def test_prepare_command_starts_no_blas_threads(tmp_path: Path) -> None:
+    """``virnucpro prepare`` does no linear algebra, so numpy's OpenBLAS must not start a thread per core (they cost
+    start-up time, and CPU the prepare workers want); the process ends its run with its main thread only."""
+    import os
+
+    script = "import os, sys\nfrom virnucpro.cli import main\nmain(sys.argv[1:])\nprint(len(os.listdir('/proc/self/task')))"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    argv = ["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "o"), "-q", "--workers", "1"]
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "1"

@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _handler(command: str, sub: str | None) -> Callable[[argparse.Namespace], int | None]:
     """Import the stage lazily so ``--help`` and small stages do not pay for torch start-up."""
     if command == "prepare":
+        # prepare does no linear algebra: numpy's OpenBLAS need not start (and spin) a thread per core at import
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         from virnucpro.prepare import cli_prepare as fn
     elif command == "embed-dna":
         from virnucpro.embed import cli_embed_dna as fn
