@@ -1,9 +1,9 @@
 """Issue 18, defect 1: the model store is explicit workflow logic verified against checksums.sha256, never storeDir.
 
 ``storeDir`` cannot be combined with ``eval``/``env``/``stdout`` outputs (Nextflow's process reference; issue 5785):
-26.04 aborts such a task and 25.10 downloads again on every run. The pipeline instead checks the store itself
-(subworkflows/local/utils_nfcore_virnucpro_pipeline: ``storeHasModels``), runs ``virnucpro models verify`` on it when it
-is complete and ``virnucpro models download`` into the work directory (published into the store) otherwise.
+26.04 aborts such a task and 25.10 downloads again on every run. The workflow instead
+hands the store folder to MODELS_DOWNLOAD, whose ``virnucpro models download`` keeps what matches the store's
+checksums.sha256, fetches only what is missing or changed and verifies the folder before the task succeeds.
 """
 
 from __future__ import annotations
@@ -36,32 +36,27 @@ def test_no_process_uses_store_dir() -> None:
     assert users == [], f"storeDir is used in {users}: it breaks eval/env/stdout outputs and is deprecated upstream"
 
 
-def test_models_download_process_takes_the_store_and_verifies_it() -> None:
+def test_models_download_process_takes_the_store_as_its_models_folder() -> None:
     text = _code((ROOT / "modules/local/models_download/main.nf").read_text())
     inputs = text.split("input:", 1)[1].split("output:", 1)[0]
-    assert re.search(r"path\s+store\s*,\s*stageAs:\s*['\"]store['\"]", inputs), "the store folder is a staged input"
+    assert re.search(r"path\s+store\s*,\s*stageAs:\s*['\"]models['\"]", inputs), "the store is staged as the models folder"
     script = text.split("script:", 1)[1].split("stub:", 1)[0]
-    verify = script.index("virnucpro models verify")
-    download = script.index("virnucpro models download")
-    assert "--dir store" in script[verify:verify + 200] and "--dir models" in script[download:download + 200]
-    assert re.search(r"if \[ -e store/checksums\.sha256 \]", script), "verify only when the store was handed over"
+    assert "virnucpro models download" in script and "--dir models" in script
 
 
-def test_workflow_uses_the_store_only_when_it_holds_the_models() -> None:
+def test_workflow_hands_the_store_over_and_reads_the_models_from_it() -> None:
     wf = _code((ROOT / "workflows/virnucpro.nf").read_text())
-    assert "storeHasModels(" in wf
-    call = re.search(r"MODELS_DOWNLOAD\s*\(\s*chunk_length\s*,\s*(.+?)\)\s*\n", wf)
-    assert call and "from_store" in call.group(1) and "[]" in call.group(1), "store handed over only when complete"
-    utils = _code((ROOT / "subworkflows/local/utils_nfcore_virnucpro_pipeline/main.nf").read_text())
-    body = utils[utils.index("def storeHasModels("):]
-    body = body[: body.index("\n}\n")]
-    for needed in ("checksums.sha256", "dnabert-s/config.json", "esm2_t36_3B_UR50D.pt", "_model.pth"):
-        assert needed in body, f"storeHasModels does not look for {needed}"
-    # the download goes into the store by publishing (works for local, shared and object-store paths alike)
+    call = re.search(r"MODELS_DOWNLOAD\s*\(\s*chunk_length\s*,\s*store\s*\?:\s*\[\]\s*\)", wf)
+    assert call, "MODELS_DOWNLOAD(chunk_length, store ?: []) : the store folder, or nothing"
+    # with a store, every model comes from the store once the task verified it (its checksums output)
+    for rel in ("dnabert-s", "${chunk_length}_model.pth", "esm2_t36_3B_UR50D.pt"):
+        assert re.search(r"verified\.map\s*\{\s*_sums\s*->[^}]*file\(\"\$\{store\}/" + re.escape(rel), wf), rel
+    assert re.search(r"def verified\s*=\s*MODELS_DOWNLOAD\.out\.checksums", wf)
+    # nothing copies the models anywhere else (a publishDir into the store would copy files onto themselves)
     cfg = _code((ROOT / "conf/modules.config").read_text())
     block = cfg[cfg.index("withName: 'MODELS_DOWNLOAD'"):]
     block = block[: block.index("\n    }\n")]
-    assert "params.models_store" in block and "mode: 'copy'" in block
+    assert "enabled: false" in block
 
 
 def _fake_network(monkeypatch: pytest.MonkeyPatch, calls: list[str]) -> None:

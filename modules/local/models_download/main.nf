@@ -6,20 +6,21 @@ process MODELS_DOWNLOAD {
     conda "${moduleDir}/environment.yml"
 
     // No storeDir: it cannot carry this process's eval output (versions topic; Nextflow issue 5785) and is
-    // deprecated upstream. With --models_store the store folder is staged as `store` and `models download` works in
-    // it: files that match its checksums.sha256 are kept, only missing or changed ones are fetched, so a second run
-    // downloads nothing. Without a store the models are downloaded into this task's work directory.
+    // deprecated upstream. With --models_store the store folder is staged as `models` and `models download` works
+    // in it: files matching its checksums.sha256 are kept, only missing or changed ones are fetched, and the folder
+    // is verified before the task succeeds, so a second run downloads nothing. Without a store (input []) the
+    // models are downloaded into this task's work directory.
 
     input:
     val chunk_length
-    path store, stageAs: 'store' // the --models_store folder, or [] for none
+    path store, stageAs: 'models' // the --models_store folder, or [] for none
 
     output:
-    path "models/dnabert-s"                               , emit: dnabert, optional: true
+    path "models/dnabert-s"                               , emit: dnabert
     path "models/esm2_t36_3B_UR50D.pt"                    , emit: esm, optional: true
     path "models/esm2_t36_3B_UR50D-contact-regression.pt" , emit: esm_aux, optional: true
-    path "models/${chunk_length}_model.pth"               , emit: classifier, optional: true
-    // the digests the models were verified against (sha256sum -c format); with a store, its own list
+    path "models/${chunk_length}_model.pth"               , emit: classifier
+    // the digests the models were verified against (sha256sum -c format); with a store, the store's list
     path "models/checksums.sha256"                        , emit: checksums
     tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 
@@ -28,21 +29,15 @@ process MODELS_DOWNLOAD {
 
     script:
     def args = task.ext.args ?: ''
-    def folder = store ? 'store' : 'models'
     """
     export HF_HOME=\$PWD/.cache/huggingface
     export TORCH_HOME=\$PWD/.cache/torch
 
     virnucpro models download \\
-        --dir ${folder} \\
+        --dir models \\
         --chunk-length ${chunk_length} \\
         --quiet \\
         ${args}
-
-    if [ "${folder}" = store ]; then
-        mkdir -p models
-        cp store/checksums.sha256 models/checksums.sha256
-    fi
     """
 
     stub:
