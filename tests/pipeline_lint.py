@@ -997,8 +997,8 @@ def check_gpu_contract(root: Path = ROOT) -> list[Finding]:
     findings = []
     base = (root / "conf" / "base.config").read_text()
     gpu_label = _block(base, r"withLabel\s*:\s*['\"]?process_gpu['\"]?")
-    if not re.search(r"accelerator\s*=\s*\{\s*workflow\.profile\.contains\(\s*'gpu'\s*\)\s*\?\s*1\s*:\s*null\s*\}", gpu_label):
-        findings.append(Finding("gpu", "conf/base.config", "process_gpu needs `accelerator = { workflow.profile.contains('gpu') ? 1 : null }`"))
+    if not re.search(r"accelerator\s*=\s*\{\s*'gpu'\s+in\s+workflow\.profile\.tokenize\(\s*','\s*\)\s*\?\s*1\s*:\s*null\s*\}", gpu_label):
+        findings.append(Finding("gpu", "conf/base.config", "process_gpu needs `accelerator = { 'gpu' in workflow.profile.tokenize(',') ? 1 : null }`"))
     cfg = (root / "nextflow.config").read_text()
     profiles = _block(cfg, r"(?m)^profiles")
     gpu = _block("profiles {" + profiles + "}", r"(?m)^\s*gpu")
@@ -1007,8 +1007,8 @@ def check_gpu_contract(root: Path = ROOT) -> list[Finding]:
     if not opts or not re.search(r"workflow\.containerEngine\s*==\s*'docker'\s*\?\s*'--gpus all'", opts.group(1)) \
             or not re.search(r"\['singularity',\s*'apptainer'\]\s*\?\s*'--nv'", opts.group(1)):
         findings.append(Finding("gpu", "nextflow.config", "gpu profile: process_gpu containerOptions must give docker '--gpus all' and singularity/apptainer '--nv'"))
-    if not re.search(r"container\s*=\s*'ghcr\.io/virnucpro/virnucpro:[^'-]+'", gpu_proc):
-        findings.append(Finding("gpu", "nextflow.config", "gpu profile: process_gpu must use the CUDA image"))
+    if not re.search(r"withLabel\s*:\s*'process_gpu'\s*\{\s*container\s*=\s*\{\s*'gpu'\s+in\s+workflow\.profile\.tokenize\(','\)\s*\?\s*params\.container_gpu\s*:\s*params\.container_cpu\s*\}", cfg):
+        findings.append(Finding("gpu", "nextflow.config", "process_gpu must use the CUDA image (params.container_gpu) under -profile gpu"))
     for engine in ("docker", "singularity", "apptainer"):
         if not re.search(rf"{engine}\.envWhitelist\s*=\s*'[^']*CUDA_VISIBLE_DEVICES", gpu):
             findings.append(Finding("gpu", "nextflow.config", f"gpu profile: {engine}.envWhitelist must pass CUDA_VISIBLE_DEVICES into the container"))

@@ -28,4 +28,6 @@ if [ -z "${NFT_PROFILE:-}" ]; then
 fi
 
 export NXF_ANSI_LOG=false
+# main.nf declares typed params: strict syntax (the default from Nextflow 26.04; needed on 25.10)
+export NXF_SYNTAX_PARSER=v2
 exec nf-test test --profile "+$profile" --verbose "$@"

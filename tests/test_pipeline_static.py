@@ -358,7 +358,7 @@ def test_lexer_rejects(src):
     [
         # GPU passthrough commented out / accelerator removed / GPU on by default
         ("nextflow.config", "                containerOptions = {", "                // containerOptions = {\n                x = {", "containerOptions"),
-        ("conf/base.config", "        accelerator = { workflow.profile.contains('gpu') ? 1 : null }\n", "", "accelerator"),
+        ("conf/base.config", "        accelerator = { 'gpu' in workflow.profile.tokenize(',') ? 1 : null }\n", "", "accelerator"),
         ("nextflow.config", "        docker.envWhitelist      = 'CUDA_VISIBLE_DEVICES'\n", "", "docker.envWhitelist"),
         ("nextflow.config", "docker.runOptions       = '-u $(id -u):$(id -g)'\n    }\n    arm64",
          "docker.runOptions       = '-u $(id -u):$(id -g) --gpus all'\n    }\n    arm64", "docker profile must not"),

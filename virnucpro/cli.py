@@ -70,6 +70,9 @@ def _embed_options(p: argparse.ArgumentParser, default_model: str) -> None:
     p.add_argument("--input", required=True, type=Path, help="FASTA of sequences to embed (a prepare shard)")
     p.add_argument("--output", required=True, type=Path, help="HDF5 file to write (ids + embeddings)")
     p.add_argument("--tokens-per-batch", type=int, default=None, help="padded tokens per forward pass (default: chosen per model and device)")
+    p.add_argument("--batch-scale", type=float, default=1.0,
+                   help="multiply the token budget (given or default) by this factor in (0, 1]; the pipeline halves it "
+                   "on each retry after an out-of-memory exit")
     p.add_argument("--store-dtype", default="float32", choices=["float32", "float16"], help="dtype stored in HDF5")
     _workers(p)
     _device_precision(p)
@@ -214,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--chunk-length", type=int, choices=CHUNK_LENGTHS, default=None, help="only this classifier (default: both)")
     m.add_argument("--skip-esm", action="store_true", help="leave out ESM-2 (large)")
     _common(m)
+    m = _add(msub, "verify", "check a models folder against its checksums.sha256",
+             "Check that every file a run needs is in the folder and matches the digest recorded in its "
+             "checksums.sha256 (written by `models download`). Exit 0 when all match, 3 naming each bad file.")
+    m.add_argument("--dir", required=True, type=Path, help="models folder written by `virnucpro models download`")
+    m.add_argument("--chunk-length", type=int, choices=CHUNK_LENGTHS, default=None, help="only this classifier (default: both)")
+    m.add_argument("--skip-esm", action="store_true", help="ESM-2 is not needed (given separately)")
+    _common(m)
     m = _add(msub, "convert", "fair-esm ESM-2 .pt or original classifier .pth → safetensors (kind detected)",
              "Write the weights of a fair-esm ESM-2 checkpoint (memory-mapped, fast loading) or of an original pickled "
              "classifier as safetensors, loaded without any unpickling. The input kind is detected from the file.")
@@ -274,6 +284,8 @@ def _handler(command: str, sub: str | None) -> Callable[[argparse.Namespace], in
         from virnucpro.run import cli_run as fn
     elif command == "models" and sub == "download":
         from virnucpro.models.hub import cli_download as fn
+    elif command == "models" and sub == "verify":
+        from virnucpro.models.hub import cli_verify as fn
     elif command == "models" and sub == "convert":
         from virnucpro.models.convert import cli_convert as fn
     elif command == "benchmark":

@@ -192,6 +192,7 @@ class Embedder:
         store_dtype: str = "float32",
         progress: bool = True,
         total: int | None = None,
+        batch_scale: float = 1.0,
     ) -> dict[str, Any]:
         """Embed every record of ``input_fa`` into ``output_h5`` (rows in input order); returns run statistics.
 
@@ -204,7 +205,10 @@ class Embedder:
             raise InputError(f"--store-dtype must be one of {sorted(STORE_DTYPES)}")
         # Parallelism comes from our own worker threads; the Rust tokenizer's internal pool would oversubscribe them.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        tpb = tokens_per_batch or self.default_tokens_per_batch()
+        if not 0.0 < batch_scale <= 1.0:
+            raise InputError(f"--batch-scale must be in (0, 1], not {batch_scale}")
+        # a retry after running out of memory scales the budget down, whether it was given or the device default
+        tpb = max(1, int((tokens_per_batch or self.default_tokens_per_batch()) * batch_scale))
         start = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -319,6 +323,7 @@ def _cli_embed(kind: str, args: argparse.Namespace) -> int:
         tokens_per_batch=args.tokens_per_batch,
         store_dtype=args.store_dtype,
         progress=not args.quiet,
+        batch_scale=args.batch_scale,
     )
     return 0
 

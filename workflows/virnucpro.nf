@@ -88,8 +88,10 @@ workflow VIRNUCPRO {
     def ch_multiqc_files = channel.empty()
 
     //
-    // Models: explicit paths win, then --models_dir, else MODELS_DOWNLOAD once (with its checksums file,
-    // so embedding tasks verify against a recorded digest instead of re-hashing the files).
+    // Models: explicit paths win, then --models_dir, else MODELS_DOWNLOAD once. With --models_store the store folder
+    // is handed to MODELS_DOWNLOAD, which keeps every file matching the store's checksums.sha256 and fetches only
+    // what is missing or changed (a second run downloads nothing); the models are then read from the store, once
+    // that task has verified it. No storeDir (it cannot carry the task's eval output; deprecated upstream).
     //
     def models_dir = params.models_dir ? params.models_dir.toString().replaceAll(/\/+$/, '') : null
     def dnabert    = params.dnabert    ?: (models_dir ? "${models_dir}/dnabert-s" : null)
@@ -104,15 +106,23 @@ workflow VIRNUCPRO {
         ch_esm        = channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)])
         ch_classifier = channel.value(file(classifier, checkIfExists: true))
     } else {
-        MODELS_DOWNLOAD(chunk_length)
-        ch_dnabert    = dnabert    ? channel.value(file(dnabert, checkIfExists: true)) : MODELS_DOWNLOAD.out.dnabert
-        ch_classifier = classifier ? channel.value(file(classifier, checkIfExists: true)) : MODELS_DOWNLOAD.out.classifier
-        ch_esm        = esm
-            ? channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)])
+        def store = params.models_store ? file(params.models_store.toString().replaceAll(/\/+$/, ''), type: 'dir') : null
+        if (store) {
+            store.mkdirs()
+        }
+        MODELS_DOWNLOAD(chunk_length, store ?: [])
+        def verified = MODELS_DOWNLOAD.out.checksums
+        def got_dnabert    = store ? verified.map { _sums -> file("${store}/dnabert-s") } : MODELS_DOWNLOAD.out.dnabert
+        def got_classifier = store ? verified.map { _sums -> file("${store}/${chunk_length}_model.pth") } : MODELS_DOWNLOAD.out.classifier
+        def got_esm        = store
+            ? verified.map { _sums -> [file("${store}/esm2_t36_3B_UR50D.pt"), esmAuxFiles("${store}/esm2_t36_3B_UR50D.pt")] }
             : MODELS_DOWNLOAD.out.esm
                 .combine(MODELS_DOWNLOAD.out.esm_aux.collect().ifEmpty([]).map { aux -> [aux] })
                 .map { pt, aux -> [pt, aux] }
                 .first()
+        ch_dnabert    = dnabert    ? channel.value(file(dnabert, checkIfExists: true)) : got_dnabert
+        ch_classifier = classifier ? channel.value(file(classifier, checkIfExists: true)) : got_classifier
+        ch_esm        = esm ? channel.value([file(esm, checkIfExists: true), esmAuxFiles(esm)]) : got_esm
     }
 
     //

@@ -2,7 +2,9 @@
 
 Downloads are the only network access of the project. Each lands under a temporary name and is renamed when
 complete, so an interrupted download never leaves a file that looks finished; ``models download`` then writes a
-``checksums.sha256`` (``sha256sum -c`` format) so a later run can verify what it loads. Hashing goes through
+``checksums.sha256`` (``sha256sum -c`` format). That list is what makes a model folder reusable: ``models verify``
+checks every file a run needs against it (the pipeline's ``--models_store`` is used only when this passes), and a
+second ``models download`` into the same folder verifies what is there and fetches only what is missing or differs. Hashing goes through
 :func:`virnucpro.checksum.file_sha256`, which records each large file's digest with its size and mtime in a hidden
 sidecar: every later task reuses that digest instead of re-hashing a 5.7 GB checkpoint, and only while size and mtime
 still match (docs/precision.md, "Model loading"). Network problems become one
@@ -136,19 +138,113 @@ def write_checksums(folder: Path) -> Path:
     return target
 
 
+def read_checksums(folder: Path) -> dict[str, str]:
+    """``checksums.sha256`` of ``folder`` as {relative path: digest}; a missing or malformed list is a ModelError."""
+    target = Path(folder) / CHECKSUMS_NAME
+    try:
+        text = target.read_text()
+    except OSError as exc:
+        raise ModelError(f"{target}: cannot read the checksum list ({exc.strerror or exc}); "
+                         f"run `virnucpro models download --dir {folder}`") from None
+    listed = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        if not line.strip():
+            continue
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not rel:
+            raise ModelError(f"{target}: line {number} is not '<sha256>  <path>'")
+        listed[rel] = digest
+    return listed
+
+
+def required_files(chunk_lengths: list[int], esm: bool) -> list[str]:
+    """Files (relative to a models folder) a run needs: DNABERT-S config and tokenizer, ESM-2, the classifiers.
+
+    DNABERT-S weights come as ``model.safetensors`` or ``pytorch_model.bin``; :func:`verify_models` asks for one.
+    """
+    names = ["dnabert-s/config.json", "dnabert-s/tokenizer.json"]
+    if esm:
+        names.append(f"{DEFAULT_ESM_NAME}.pt")
+    names += [f"{length}_model.pth" for length in chunk_lengths]
+    return names
+
+
+def _problems(folder: Path, listed: dict[str, str], chunk_lengths: list[int], esm: bool) -> list[str]:
+    """One line per needed file that is missing, unlisted or differs from its recorded digest (empty: all good)."""
+    problems = []
+    weights = [w for w in ("dnabert-s/model.safetensors", "dnabert-s/pytorch_model.bin") if w in listed]
+    needed = required_files(chunk_lengths, esm) + (weights or ["dnabert-s/model.safetensors"])
+    for rel in needed:
+        path = folder / rel
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif rel not in listed:
+            problems.append(f"{path}: not listed in {CHECKSUMS_NAME}")
+    for rel, digest in listed.items():
+        path = folder / rel
+        if path.is_file() and file_sha256(path) != digest:
+            problems.append(f"{path}: sha256 differs from {CHECKSUMS_NAME} (changed or incomplete)")
+    return problems
+
+
+def verify_models(folder: Path, chunk_lengths: list[int], esm: bool = True) -> int:
+    """Check every file a run needs against ``checksums.sha256``; raises one ModelError naming each bad file.
+
+    Returns the number of files checked. Digests of large files come from :func:`file_sha256`'s size+mtime cache,
+    so verifying an unchanged folder again costs a stat per file, not a re-hash of the 5.7 GB checkpoint.
+    """
+    folder = Path(folder)
+    listed = read_checksums(folder)
+    problems = _problems(folder, listed, chunk_lengths, esm)
+    if problems:
+        raise ModelError("; ".join(problems) + f" -- run `virnucpro models download --dir {folder}` to repair it")
+    return len(listed)
+
+
+def _lengths(args: argparse.Namespace) -> list[int]:
+    return [args.chunk_length] if getattr(args, "chunk_length", None) else list(CHUNK_LENGTHS)
+
+
+def cli_verify(args: argparse.Namespace) -> int:
+    """``virnucpro models verify``: exit 0 when every needed file matches ``checksums.sha256``, else 3 (ModelError)."""
+    count = verify_models(Path(args.dir), _lengths(args), esm=not getattr(args, "skip_esm", False))
+    log.info("%s: %d files match %s", args.dir, count, CHECKSUMS_NAME)
+    return 0
+
+
+def _drop_mismatches(folder: Path) -> dict[str, str]:
+    """Delete files whose digest differs from the folder's list, so they are fetched again; returns the list."""
+    if not (folder / CHECKSUMS_NAME).is_file():
+        return {}
+    listed = read_checksums(folder)
+    for rel, digest in listed.items():
+        path = folder / rel
+        if path.is_file() and file_sha256(path) != digest:
+            log.warning("%s: sha256 differs from %s; downloading it again", path, CHECKSUMS_NAME)
+            path.unlink()
+    return listed
+
+
 def cli_download(args: argparse.Namespace) -> int:
     """``virnucpro models download``: DNABERT-S, ESM-2 3B and the classifiers into ``--dir``, then checksums."""
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    dnabert = hf_snapshot(DNABERT_S_REPO, revision=DNABERT_S_REVISION, local_dir=folder / "dnabert-s")
-    log.info("DNABERT-S in %s", dnabert)
-    if not getattr(args, "skip_esm", False):
+    listed = _drop_mismatches(folder)
+    dna_files = [r for r in listed if r.startswith("dnabert-s/")]
+    if {"dnabert-s/config.json", "dnabert-s/tokenizer.json"} <= set(dna_files) and all((folder / r).is_file() for r in dna_files):
+        log.info("DNABERT-S in %s matches %s; not fetched again", folder / "dnabert-s", CHECKSUMS_NAME)
+    else:
+        dnabert = hf_snapshot(DNABERT_S_REPO, revision=DNABERT_S_REVISION, local_dir=folder / "dnabert-s")
+        log.info("DNABERT-S in %s", dnabert)
+    esm = not getattr(args, "skip_esm", False)
+    if esm:
         fetch_esm(DEFAULT_ESM_NAME, folder / f"{DEFAULT_ESM_NAME}.pt")
-    lengths = [args.chunk_length] if getattr(args, "chunk_length", None) else list(CHUNK_LENGTHS)
+    lengths = _lengths(args)
     for length in lengths:
         dest = folder / f"{length}_model.pth"
         if not dest.is_file():
             fetch_url(CLASSIFIER_URL.format(length=length), dest)
     sums = write_checksums(folder)
+    verify_models(folder, lengths, esm=esm)
     log.info("models in %s; checksums in %s", folder, sums)
     return 0

@@ -5,17 +5,22 @@ process MODELS_DOWNLOAD {
 
     conda "${moduleDir}/environment.yml"
 
-    // storeDir comes from conf/modules.config (--models_store), so the download happens once per site.
+    // No storeDir: it cannot carry this process's eval output (versions topic; Nextflow issue 5785) and is
+    // deprecated upstream. With --models_store the store folder is staged as `models` and `models download` works
+    // in it: files matching its checksums.sha256 are kept, only missing or changed ones are fetched, and the folder
+    // is verified before the task succeeds, so a second run downloads nothing. Without a store (input []) the
+    // models are downloaded into this task's work directory.
 
     input:
     val chunk_length
+    path store, stageAs: 'models' // the --models_store folder, or [] for none
 
     output:
     path "models/dnabert-s"                               , emit: dnabert
     path "models/esm2_t36_3B_UR50D.pt"                    , emit: esm, optional: true
     path "models/esm2_t36_3B_UR50D-contact-regression.pt" , emit: esm_aux, optional: true
     path "models/${chunk_length}_model.pth"               , emit: classifier
-    // digests recorded once at download (sha256sum -c format): later tasks check against them
+    // the digests the models were verified against (sha256sum -c format); with a store, the store's list
     path "models/checksums.sha256"                        , emit: checksums
     tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
 

@@ -87,9 +87,11 @@ workflow PIPELINE_INITIALISATION {
     // named after the file; a samplesheet (.csv/.tsv/.yml/.yaml/.json, assets/schema_input.json) lists
     // sample,fasta rows, and the rows of one sample are pooled: [ meta, [ fasta, ... ] ]
     //
+    // The rows are checked here, before any task runs: no rows, or sample names that would share an output folder
+    // (equal once letter case is ignored: one folder on macOS and Windows file systems) stop the run with one line.
     if (isSamplesheet(input)) {
         ch_samplesheet = channel
-            .fromList(samplesheetToList(input, "${projectDir}/assets/schema_input.json"))
+            .fromList(checkSamples(samplesheetToList(input, "${projectDir}/assets/schema_input.json"), input))
             .map { meta, fasta -> [ meta.id, meta, fasta ] }
             .groupTuple()
             .map { _id, metas, fastas -> [ metas[0], fastas ] }
@@ -164,10 +166,35 @@ def isSamplesheet(input) {
 }
 
 //
-// FASTA file name (plain or gzip) -> sample id
+// FASTA file name (plain or gzip) -> sample id: the name without its extension, each character a samplesheet name
+// may not hold (assets/schema_input.json: letters, digits, '.', '_', '-') replaced by '_' ("my reads.fa" -> my_reads)
 //
 def fastaSampleId(fasta) {
-    return fasta.name.replaceAll(/(?i)\.(fa|fasta|fna|fas|ffn)(\.gz)?$/, '')
+    return fasta.name.replaceAll(/(?i)\.(fa|fasta|fna|fas|ffn)(\.gz)?$/, '').replaceAll(/[^A-Za-z0-9._-]/, '_')
+}
+
+//
+// The key two sample names share an output folder under: equal names are one sample (its rows are pooled), names
+// equal but for letter case would collide on a case-insensitive file system
+//
+def sampleFolderKey(id) {
+    return id.toString().toLowerCase()
+}
+
+//
+// Rows of a samplesheet ([ meta, fasta ] each) -> the same rows, or an error naming the file before any task runs
+//
+def checkSamples(rows, input) {
+    if (!rows) {
+        error("${input}: the samplesheet has no rows (only a header?): list at least one sample,fasta row")
+    }
+    def names = rows.collect { row -> row[0].id.toString() }.unique()
+    names.groupBy { id -> sampleFolderKey(id) }.each { _key, same ->
+        if (same.size() > 1) {
+            error("${input}: sample names ${same.join(' and ')} differ only in letter case and would share one output folder: rename one")
+        }
+    }
+    return rows
 }
 
 //
