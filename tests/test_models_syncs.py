@@ -119,3 +119,26 @@ def test_unpadded_batch_reuses_the_cached_alibi_table() -> None:
     assert first.shape == (1, 12, 11, 11) and second.shape == (1, 12, 5, 5)
     assert first.untyped_storage().data_ptr() == second.untyped_storage().data_ptr()
     assert len(module._alibi_tables) == 1
+
+
+def test_attention_bias_benchmark_runs_and_counts_the_bias(tmp_path) -> None:
+    """benchmarks/attention_bias.py (docs/benchmarks.md): a small run writes its JSON; unpadded batches allocate no
+    bias-shaped tensor, padded ones exactly one ``[B, 12, L, L]`` float32 bias (sizes, not times, are asserted)."""
+    import json
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "attention_bias.py"
+    out = tmp_path / "bias.json"
+    argv = sys.argv
+    sys.argv = [str(script), "--layers", "1", "--batch", "2", "--length", "16", "--repeats", "1", "--output", str(out)]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0
+    unpadded, padded = json.loads(out.read_text())["results"]
+    assert unpadded["bias_sized_bytes_per_forward"] == 0
+    assert padded["bias_sized_bytes_per_forward"] == 2 * 12 * 16 * 16 * 4
