@@ -246,3 +246,101 @@ def test_two_workers_share_the_queue_and_resume(orf_fasta: Path, uninterrupted: 
     assert log.count("embedded shard_") == 2
     for name in FINAL:
         assert (tmp_path / name).read_bytes() == (uninterrupted / name).read_bytes(), name
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# no stale final tables: a rerun with other options that is stopped at any stage never leaves the earlier run's tables
+
+
+def _raise_stop(*args, **kwargs):
+    raise KeyboardInterrupt  # what Ctrl-C / a kill looks like to the code: nothing after this point runs
+
+
+def _after(real):
+    def wrapped(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    return wrapped
+
+
+def _stop_before_stamp(real):
+    def wrapped(output, fingerprint):
+        if Path(output).name == "manifest.json":
+            raise KeyboardInterrupt
+        return real(output, fingerprint)
+
+    return wrapped
+
+
+#: Every stage boundary of a run, from the first thing after taking the folder to the last write: name → a patch of
+#: virnucpro.run that stops the run there.
+STOPS = {
+    "before prepare": ("prepare", lambda real: _raise_stop),
+    "after prepare": ("prepare", _after),
+    "before embedding": ("run_embeddings", lambda real: _raise_stop),
+    "after merge": ("merge_features", _after),
+    "after predict": ("predict_frames", _after),
+    "before summarize": ("summarize", lambda real: _raise_stop),
+    "after summarize": ("summarize", _after),
+    "after manifest": ("write_stamp", _stop_before_stamp),
+}
+
+
+@pytest.fixture(scope="module")
+def runs_300_and_500(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    done = {}
+    for chunk in (500, 300):
+        done[chunk] = tmp_path_factory.mktemp(f"done{chunk}")
+        assert main(_run_args([INPUT_FA], done[chunk], chunk, "--shards", "2")) == 0
+    return done
+
+
+def _finals(folder: Path) -> dict[str, bytes]:
+    from virnucpro.summarize import OUTPUT_FILES
+
+    return {n: (folder / n).read_bytes() for n in (*OUTPUT_FILES, "manifest.json") if (folder / n).exists()}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_rerun_with_other_options_stopped_at_any_stage_leaves_no_stale_table(
+    stop: str, runs_300_and_500: dict[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import virnucpro.run as run
+
+    out = tmp_path / "o"
+    shutil.copytree(runs_300_and_500[500], out)  # a finished 500 bp run
+    earlier = _finals(out)
+    assert "prediction_results.txt" in earlier and "manifest.json" in earlier
+    name, patch = STOPS[stop]
+    monkeypatch.setattr(run, name, patch(getattr(run, name)))
+    assert main(_run_args([INPUT_FA], out, 300, "--shards", "2")) == 130  # stopped like Ctrl-C
+    left = _finals(out)
+    for table, content in left.items():
+        assert content != earlier[table], f"{table} of the 500 bp run survived a stopped 300 bp run ({stop})"
+    current = _finals(runs_300_and_500[300])
+    for table in left.keys() - {"manifest.json", "report.html", "summary.json"}:  # these hold times or folders
+        assert left[table] == current[table], table  # whatever is left is the 300 bp run's own
+    assert "removed the final tables of an earlier run" in (out / "run.log").read_text()
+    if stop == "after summarize":  # the folder it leaves resumes to the end (kept to one stage: each run costs)
+        monkeypatch.undo()
+        assert main(_run_args([INPUT_FA], out, 300, "--shards", "2")) == 0
+        assert (out / "prediction_results.txt").read_bytes() == current["prediction_results.txt"]
+
+
+def test_resume_of_the_same_command_keeps_its_finished_tables(runs_300_and_500: dict[int, Path], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import virnucpro.run as run
+
+    out = tmp_path / "o"
+    shutil.copytree(runs_300_and_500[300], out)
+    before = _finals(out)
+    (out / "work" / "shards" / "shard_0002.dna.h5").unlink()  # something left to redo
+    monkeypatch.setattr(run, "run_embeddings", _raise_stop)
+    assert main(_run_args([INPUT_FA], out, 300, "--shards", "2")) == 130
+    assert _finals(out) == before  # its own tables: current, kept
+    assert "removed the final tables" not in (out / "run.log").read_text()

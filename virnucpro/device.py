@@ -150,9 +150,9 @@ def check_cpu_precision(name: str) -> None:
     what = "matrix products in bfloat16, residual stream and LayerNorm in float32" if mode.dtype == torch.float32 \
         else "weights and activations in bfloat16"
     log.warning(
-        "--precision %s on CPU: %s; scores move from fp32's by up to about 0.02 and a few calls near 0.5 flip "
-        "(0.3-0.4%% of frames in docs/precision.md), and it is slower than fp32 on CPUs without bf16 matrix units "
-        "(3-8x there); fp32 is the CPU default", name, what,
+        "--precision %s on CPU: %s; scores move slightly from fp32's and a few calls next to a tie flip, and it is "
+        "slower than fp32 on CPUs without bf16 matrix units (both measured in docs/precision.md); fp32 is the CPU "
+        "default", name, what,
     )
 
 

@@ -4,6 +4,7 @@ Layout of ``--outdir``::
 
     prediction_results.txt, prediction_results_highestscore.csv, reads.tsv   final tables
     manifest.json, run.log                                                   what ran, with checksums
+    manifest.json.stamp.json        confirms the final tables: what made them (a run removes tables it would not make)
     work/prepare/        shards, reads.tsv and manifest of the prepare stage
     work/shards/         per shard: {shard}.dna.h5, .protein.h5, .features.h5, .frames.tsv (+ .stamp.json each)
 
@@ -272,6 +273,40 @@ def run_embeddings(cfg: RunConfig, jobs: list[EmbedJob]) -> Iterator[tuple[Embed
         _LOADED.clear()
 
 
+#: The final tables and manifest.json are confirmed together by one stamp beside manifest.json, written last.
+FINAL_STAMP_OF = "manifest.json"
+
+
+def _final_fingerprint(cfg: RunConfig, input_sha256: list[str]) -> dict[str, Any]:
+    """What the final tables depend on: the inputs, chunk length, both models as run (precision included), the
+    classifier. The same things the shard stamps record, so "current" means the same for tables and shards."""
+    from virnucpro.embed import describe_model
+
+    return {
+        "inputs_sha256": input_sha256, "chunk_length": cfg.chunk_length, "store_dtype": cfg.store_dtype,
+        "dnabert": describe_model("dna", cfg.dnabert, device=cfg.devices[0], precision=cfg.precision),
+        "esm": describe_model("protein", cfg.esm, device=cfg.devices[0], precision=cfg.precision),
+        "classifier_sha256": file_sha256(cfg.classifier),
+    }
+
+
+def _remove_stale_tables(cfg: RunConfig, outdir: Path) -> None:
+    """Before any work: delete final tables this command would not make, so a run stopped before its own summarize
+    never leaves an earlier run's tables looking current (another input, option or model; or an interrupted run that
+    never confirmed them). The stamp goes first: a kill in between leaves nothing confirmed, removed next time."""
+    present = [name for name in (*OUTPUT_FILES, FINAL_STAMP_OF) if (outdir / name).exists()]
+    if not present:
+        return
+    fingerprint = _final_fingerprint(cfg, [file_sha256(p) for p in cfg.inputs])  # inputs hashed once: memoised
+    if is_current(outdir / FINAL_STAMP_OF, fingerprint, "final tables"):
+        return  # this command's own tables: resuming keeps them until it rewrites them
+    _stamp_path(outdir / FINAL_STAMP_OF).unlink(missing_ok=True)
+    for name in present:
+        (outdir / name).unlink(missing_ok=True)
+    log.warning("removed the final tables of an earlier run in %s before starting (not made by this command's inputs, "
+                "options and models): %s", outdir, ", ".join(present))
+
+
 def _cheap_stage(output: Path, fingerprint: dict[str, Any], what: str, make: Callable[[], object]) -> None:
     if not is_current(output, fingerprint, what):
         make()
@@ -451,6 +486,7 @@ def _run_locked(cfg: RunConfig, outdir: Path, checks: RunChecks, clock: StageClo
         if folder.exists():
             remove_stale_temps(folder)
     cfg.devices = cfg.devices or plan_devices(cfg.device)
+    _remove_stale_tables(cfg, outdir)
     published = checks.published_classifier
     with clock("prepare"):
         manifest = _prepare_current(cfg, prep_dir) or prepare(
@@ -531,6 +567,7 @@ def _run_locked(cfg: RunConfig, outdir: Path, checks: RunChecks, clock: StageClo
     with atomic_text(outdir / "manifest.json") as out:
         json.dump(run_manifest, out, indent=2)
         out.write("\n")
+    write_stamp(outdir / FINAL_STAMP_OF, _final_fingerprint(cfg, [i["sha256"] for i in manifest["inputs"]]))
     log.info("%s", final_line(counts, outdir))
     return run_manifest
 

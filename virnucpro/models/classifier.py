@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -133,7 +134,20 @@ def load_classifier(path: str | Path) -> MLPClassifier:
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelError(f"{path}: unreadable safetensors classifier ({exc})") from None
         return _from_tensors(tensors, float(json.loads(meta.get("virnucpro", "{}")).get("bn_eps", 1e-5)), path)
-    obj = safe_torch_load(path, PICKLED_CLASSES, BASIC_GLOBALS, what="classifier")
+    try:
+        with warnings.catch_warnings():  # torch's note on the pickle protocol of a file it then refuses anyway
+            warnings.simplefilter("ignore", UserWarning)
+            obj = safe_torch_load(path, PICKLED_CLASSES, BASIC_GLOBALS, what="classifier")
+    except ModelError as exc:
+        if "weights_only" not in str(exc):  # a named disallowed class, or not a checkpoint at all: said as it is
+            raise
+        # torch's own words here would suggest turning the safety off; say what the file is and the safe way instead
+        raise ModelError(
+            f"{path}: refused to load classifier: a whole pickled model in a format the safe loader cannot read "
+            "without running code from the file (pickle.dump, or torch.save before PyTorch 1.6; the published "
+            "300_model.pth/500_model.pth are not such files). Where you trust it, save only its weights, "
+            "torch.save(model.state_dict(), 'classifier.pth'), and pass that file"
+        ) from None
     if isinstance(obj, PickledObject):
         tensors, eps = _tensors_of_pickled_module(obj, path)
     elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
