@@ -138,6 +138,8 @@ def test_block_frames_match_per_codon_reference(seqs, chunk, group_bases, unifor
     ]
     want = [frame for i, seq in enumerate(seqs) for frame in slow_frames(f"r{i}", seq, chunk)]
     assert got == want
+    assert block.nucleotide_lengths.tolist() == [len(n) for _, n, _ in want]
+    assert block.protein_lengths.tolist() == [len(p) for _, _, p in want]
     for i, seq in enumerate(seqs):
         frames_of_read = [f for f in want if f[0].startswith(f"r{i}_chunk_")]
         assert block.frames[i] == len(frames_of_read)

@@ -39,14 +39,13 @@ from virnucpro.readblock import BlockResult
 from virnucpro.readstable import READS_HEADER, STATUS_CODE, STATUS_DUPLICATE, STATUSES, read_reads_table, rows_text
 from virnucpro.shards import ShardSet
 
-#: Names other modules import from here (the stage's public face); each is defined in the module of its job.
+#: What other modules import from here: the stage, and (re-exported) the reads.tsv names and the worker count.
 __all__ = [
     "MAX_SHARDS",
     "READS_HEADER",
     "STATUS_DUPLICATE",
     "cli_prepare",
     "default_workers",
-    "input_label",
     "prepare",
     "prepare_parameters",
     "read_reads_table",
