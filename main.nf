@@ -50,9 +50,9 @@ params {
     predict_batch_size: Integer = 256
 
     // Resource options
-    max_cpus: Integer = 16
-    max_memory: String = '128.GB'
-    max_time: String = '240.h'
+    limit_cpus: Integer = 16
+    limit_memory: String = '128.GB'
+    limit_time: String = '240.h'
     gpu_partition: String = null
     container_cpu: String = 'ghcr.io/virnucpro/virnucpro:0.1.0-cpu'
     container_gpu: String = 'ghcr.io/virnucpro/virnucpro:0.1.0'

@@ -546,10 +546,12 @@ def test_container_workflow_builds_the_images_the_config_names():
     build = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("docker/build-push-action"))
     assert build["with"]["file"] == "containers/Dockerfile"
     assert "VARIANT=${{ matrix.variant }}" in build["with"]["build-args"]
-    assert build["with"]["tags"] == "${{ env.IMAGE }}:${{ steps.version.outputs.version }}${{ matrix.suffix }}"
+    tags = build["with"]["tags"].splitlines()
+    assert tags[0] == "${{ steps.version.outputs.image }}:${{ steps.version.outputs.version }}-${{ steps.version.outputs.sha }}${{ matrix.suffix }}"
     assert "github.event_name != 'pull_request'" in str(build["with"]["push"])
-    image = wf["env"]["IMAGE"]
-    cfg = (ROOT / "nextflow.config").read_text() + (ROOT / "conf/test.config").read_text()
+    # the image is named after the repository the workflow runs in; nextflow.config names this repository's
+    image = "ghcr.io/" + re.search(r"homePage\s*=\s*'https://github\.com/([^']+)'", (ROOT / "nextflow.config").read_text()).group(1).lower()
+    cfg = (ROOT / "nextflow.config").read_text()
     assert f"'{image}:{__version__}'" in cfg and f"'{image}:{__version__}-cpu'" in cfg
     version_step = next(s for s in job["steps"] if s.get("id") == "version")
     assert "virnucpro/__init__.py" in version_step["run"]

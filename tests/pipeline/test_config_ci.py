@@ -127,8 +127,8 @@ def test_block_pipeline_outdir_hook_refuses_run_output(tmp_path: Path) -> None:
 
 
 def test_modules_and_subworkflows_are_linted_too() -> None:
-    lint_wf = yaml.safe_load((ROOT / ".github/workflows/linting.yml").read_text())
-    runs = " ".join(s.get("run", "") for s in lint_wf["jobs"]["nf-core"]["steps"])
+    lint_wf = yaml.safe_load((ROOT / ".github/workflows/lint-components.yml").read_text())
+    runs = " ".join(s.get("run", "") for s in lint_wf["jobs"]["components"]["steps"])
     assert "modules lint --all" in runs and "subworkflows lint --all" in runs
 
 

@@ -114,4 +114,4 @@ def test_every_param_given_as_a_command_line_string_behaves_in_the_configs() -> 
 
 def test_resource_caps_are_cast_when_read() -> None:
     base = lint._code_without_comments((ROOT / "conf/base.config").read_text())
-    assert re.search(r"cpus\s*:\s*params\.max_cpus as int", base)
+    assert re.search(r"cpus\s*:\s*params\.limit_cpus as int", base)

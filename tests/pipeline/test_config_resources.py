@@ -67,8 +67,8 @@ def test_gpu_retries_grow_memory_only() -> None:
 def test_resource_limits_cap_every_task_from_params() -> None:
     process = _block(_code("conf/base.config"), r"(?m)^process")
     limits = _block(process.replace("resourceLimits = [", "resourceLimits {").replace("\n    ]", "\n    }"), r"resourceLimits")
-    assert re.search(r"cpus\s*:\s*params\.max_cpus", limits)
-    assert re.search(r"memory\s*:\s*params\.max_memory", limits) and re.search(r"time\s*:\s*params\.max_time", limits)
+    assert re.search(r"cpus\s*:\s*params\.limit_cpus", limits)
+    assert re.search(r"memory\s*:\s*params\.limit_memory", limits) and re.search(r"time\s*:\s*params\.limit_time", limits)
     # not inside a profile: base.config is loaded for every run (nextflow.config includes it before the profiles)
     assert re.search(r"includeConfig 'conf/base.config'", _code("nextflow.config"))
 
@@ -118,7 +118,7 @@ def test_gpu_tasks_never_retry_on_the_tools_own_error_codes() -> None:
 
 def test_test_profile_still_fits_a_laptop() -> None:
     test = _code("conf/test.config")
-    assert re.search(r"max_cpus\s*=\s*4", test) and re.search(r"max_memory\s*=\s*'15\.GB'", test)
+    assert re.search(r"limit_cpus\s*=\s*4", test) and re.search(r"limit_memory\s*=\s*'15\.GB'", test)
 
 
 # ---- defect 4: several GPUs on one machine; profile names compared whole ---------------------------------------
