@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, INPUT_FA
+from test_report import _parse
 from test_summary import HOST, VIRUS, _dna, _tsv, build_sample
 from virnucpro.calls import (
     HIGH_MIN_COVERAGE, MIN_CALL_COVERAGE, NOTE_FRAME, NOTE_LOW_COVERAGE, NOTE_SHORT, NOTE_TOO_LITTLE, call_read,
@@ -120,6 +121,8 @@ def test_big_contig_tables_say_how_much_the_call_rests_on(big: Path) -> None:
 
 def test_big_contig_track_has_a_readable_axis_and_every_scored_window_visible(big: Path) -> None:
     html = (big / "report.html").read_text()
+    parsed = _parse(html)
+    assert not parsed.errors and not parsed.stack and not parsed.external
     (track,) = re.findall(r'<svg [^>]*class="track".*?</svg>', html)
     assert "random20mb · 20.0 Mb · call NA (NA) · 76 windows scored of 40000 · 3 regions" in track
     labels = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', track)
