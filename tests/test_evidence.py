@@ -147,6 +147,8 @@ def warned(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("read50", _dna(50, 4), [], "duplicate_id"),
         ("lost", _dna(600, 5), [[0.9], [0.9]], "not_embedded"),
         ("host", _dna(1200, 6), [[HOST], [HOST], [HOST]]),
+        ("sparse", _dna(4000, 7), [[VIRUS], [VIRUS]] + [None] * 6),  # 2 of 8 windows scored: coverage 0.25
+        ("sparser", _dna(4500, 8), [[VIRUS], [VIRUS]] + [None] * 7),  # 2 of 9: 0.22 < 0.25, so medium at most
     ]
     args = build_sample(folder, reads)
     args.remove("-q")
@@ -168,6 +170,9 @@ def test_short_read_is_low_and_the_window_rule_is_explained(warned: Path) -> Non
     assert "still be <i>others</i>: another frame of the same window scored more confidently non-viral" in legend
     assert f"<code>{NOTE_FRAME}</code>; 1 read here" in legend
     assert "reads shorter than half the window (&lt; 250 bp): 2 reads here" in legend
+    assert "windows were scored (1 read here)" in legend
+    assert [(rows[r]["coverage"], rows[r]["confidence"], rows[r]["notes"]) for r in ("sparse", "sparser")] == [
+        ("0.2500", "high", "-"), ("0.2222", "medium", NOTE_LOW_COVERAGE)]
 
 
 def test_every_warning_reaches_report_and_json_with_counts_and_ids(warned: Path, capsys: pytest.CaptureFixture) -> None:
