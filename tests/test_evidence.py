@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLASSIFIER_PTH, DNABERT_DIR, ESM_PT, INPUT_FA
+from test_report import _parse
 from test_summary import HOST, VIRUS, _dna, _tsv, build_sample
 from virnucpro.calls import (
     HIGH_MIN_COVERAGE, MIN_CALL_COVERAGE, NOTE_FRAME, NOTE_LOW_COVERAGE, NOTE_SHORT, NOTE_TOO_LITTLE, call_read,
@@ -120,6 +121,8 @@ def test_big_contig_tables_say_how_much_the_call_rests_on(big: Path) -> None:
 
 def test_big_contig_track_has_a_readable_axis_and_every_scored_window_visible(big: Path) -> None:
     html = (big / "report.html").read_text()
+    parsed = _parse(html)
+    assert not parsed.errors and not parsed.stack and not parsed.external
     (track,) = re.findall(r'<svg [^>]*class="track".*?</svg>', html)
     assert "random20mb · 20.0 Mb · call NA (NA) · 76 windows scored of 40000 · 3 regions" in track
     labels = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', track)
@@ -144,6 +147,8 @@ def warned(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("read50", _dna(50, 4), [], "duplicate_id"),
         ("lost", _dna(600, 5), [[0.9], [0.9]], "not_embedded"),
         ("host", _dna(1200, 6), [[HOST], [HOST], [HOST]]),
+        ("sparse", _dna(4000, 7), [[VIRUS], [VIRUS]] + [None] * 6),  # 2 of 8 windows scored: coverage 0.25
+        ("sparser", _dna(4500, 8), [[VIRUS], [VIRUS]] + [None] * 7),  # 2 of 9: 0.22 < 0.25, so medium at most
     ]
     args = build_sample(folder, reads)
     args.remove("-q")
@@ -165,6 +170,9 @@ def test_short_read_is_low_and_the_window_rule_is_explained(warned: Path) -> Non
     assert "still be <i>others</i>: another frame of the same window scored more confidently non-viral" in legend
     assert f"<code>{NOTE_FRAME}</code>; 1 read here" in legend
     assert "reads shorter than half the window (&lt; 250 bp): 2 reads here" in legend
+    assert "windows were scored (1 read here)" in legend
+    assert [(rows[r]["coverage"], rows[r]["confidence"], rows[r]["notes"]) for r in ("sparse", "sparser")] == [
+        ("0.2500", "high", "-"), ("0.2222", "medium", NOTE_LOW_COVERAGE)]
 
 
 def test_every_warning_reaches_report_and_json_with_counts_and_ids(warned: Path, capsys: pytest.CaptureFixture) -> None:

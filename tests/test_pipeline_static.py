@@ -481,7 +481,7 @@ def test_multiqc_counts_from_virus_summary(tmp_path):
                      "virus_high": "2", "virus_medium": "0", "virus_low": "1"}
     from virnucpro.summarize import SUMMARY_HEADER
 
-    assert list(SUMMARY_HEADER) == header  # the columns the awk step names exist in the real file
+    assert list(SUMMARY_HEADER[: len(header)]) == header  # the columns the awk step names exist in the real file (new ones are appended)
 
 
 def test_module_environments_identical():

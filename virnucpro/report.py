@@ -19,8 +19,8 @@ from typing import Sequence
 
 from virnucpro import __version__
 from virnucpro.calls import (
-    CALL_NA, CALL_OTHERS, CALL_VIRUS, CONFIDENCE_TIERS, HIGH_MIN_COVERAGE, MIN_CALL_COVERAGE, NOTE_FRAME, NOTE_SHORT,
-    ReadCall,
+    CALL_NA, CALL_OTHERS, CALL_VIRUS, CONFIDENCE_TIERS, HIGH_MIN_COVERAGE, MIN_CALL_COVERAGE, NOTE_FRAME,
+    NOTE_LOW_COVERAGE, NOTE_SHORT, ReadCall,
 )
 from virnucpro.prepare import STATUS_DUPLICATE
 from virnucpro.regions import Region
@@ -66,6 +66,7 @@ class ReportBuilder:
     contig_hist: list[list[int]] = field(default_factory=lambda: [[0] * SCORE_BINS, [0] * SCORE_BINS])
     by_length: list[dict[str, int]] = field(default_factory=lambda: [{} for _ in range(len(LENGTH_EDGES) + 1)])
     short: int = 0
+    low_coverage: int = 0
     other_frame: int = 0
     regions: int = 0
     reads_with_region: int = 0
@@ -89,6 +90,7 @@ class ReportBuilder:
         cls = self.by_length[_length_class(length)]
         cls[rc.call] = cls.get(rc.call, 0) + 1
         self.short += NOTE_SHORT in rc.notes
+        self.low_coverage += NOTE_LOW_COVERAGE in rc.notes
         self.other_frame += NOTE_FRAME in rc.notes
         self.regions += len(regions)
         self.reads_with_region += bool(regions)
@@ -176,7 +178,7 @@ class ReportBuilder:
             f" {MIN_CALL_COVERAGE:.0%} of them (<code>coverage</code> column)" + (f" — by reason: {why_na}" if why_na else "")
             + ".</li>",
             f"<li><b>Confidence caps</b>: at most <i>medium</i> when under {HIGH_MIN_COVERAGE:.0%} of the windows were"
-            f" scored; at most <i>low</i> for reads shorter than half the window (&lt; {half} bp):"
+            f" scored ({plural(self.low_coverage, 'read')} here); at most <i>low</i> for reads shorter than half the window (&lt; {half} bp):"
             f" {plural(self.short, 'read')} here.</li>",
         ]
         return f'<ul class="legend">{"".join(items)}</ul>'
@@ -211,7 +213,7 @@ class ReportBuilder:
             '<section id="tracks"><h2>Window scores along contigs</h2>',
             f"<p>The {TOP_LONGEST} longest scored contigs and every contig with a viral region"
             f" (up to {MAX_REGION_TRACKS}, longest first). Each bar is one window at its position on the contig and"
-            " height = window score; red = viral window, blue = non-viral, grey tick = window not scored; shaded ="
+            " height = window score; red = viral window, blue = non-viral, grey stretch = windows not scored; shaded ="
             " viral region; dashed line = 0.5.</p>",
         ]
         if not tracks:

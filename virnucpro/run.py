@@ -388,8 +388,9 @@ class _Held(logging.Handler):
 
 
 def _human_only(record: logging.LogRecord) -> bool:
-    """run.log is for people: a stage's machine-readable stats line (a JSON object, kept on the stage commands'
-    console for scripts) stays out of it; run.log says the same in words ("embedded ... in N s")."""
+    """run.log is for people: an embedder's machine-readable stats line (a JSON object, kept in the output of the
+    ``embed-dna``/``embed-protein`` commands for scripts) stays out of it; run.log has its own line per embedding job
+    ("embedded ... on DEVICE in N s")."""
     return not record.getMessage().startswith("{")
 
 
