@@ -11,6 +11,10 @@ Two measurements per mode, both against fp32 (the original's arithmetic):
    ``--esm-shape``, default the 650M shape, 1280 wide, 33 layers, because a 3B fp32 model does not fit a small
    machine's time and memory) on real frames; min/mean cosine and max |diff| of the mean embeddings vs fp32.
 
+:func:`real_size_flips` (used by ``scripts/gpu_benchmark.sh``, on a GPU at the real 3B size) adds frame calls at
+the real sizes: ONE random-weight encoder per model embeds the frames in every mode and a seeded random classifier
+of the original's shape calls them. Every function takes the device; on CUDA ``tf32`` runs on the tensor cores.
+
 ``tf32`` cannot run on a CPU (no TF32 units): it is EMULATED by rounding every matmul input to TF32 (10 mantissa bits,
 round to nearest even) with fp32 accumulation, through a TorchFunctionMode over ``F.linear`` and ``torch.matmul`` with
 the explicit (``reference``) attention path, so the attention products are rounded too.
