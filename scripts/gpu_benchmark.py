@@ -145,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setup-seconds", type=float, default=0.0, help="install time (passed by gpu_benchmark.sh)")
     args = parser.parse_args(argv)
     configure(args)
+    if not args.smoke:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit(f"gpu_benchmark: torch {torch.__version__} in {sys.prefix} sees no CUDA GPU; run with --smoke "
+                             "on a CPU, or point PYTHON at an interpreter with a CUDA build of torch and "
+                             "VIRNUCPRO_BENCH_VENV at a new folder")
 
     from prepare_speed import write_real_like
 
