@@ -112,6 +112,7 @@ def frames_of(fasta: Path, workdir: Path) -> tuple[list[str], list[str]]:
 
 
 def summary_of_models(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model, the figures the targets are checked against (the run's whole record stays in ``virnucpro benchmark``)."""
     keep = ("model", "precision", "sequences", "tokens", "forward_tokens_per_s", "e2e_tokens_per_s", "e2e_seq_per_s",
             "mfu", "e2e_mfu", "peak_tflops", "device_busy", "padding_efficiency", "oom_retries", "peak_memory_bytes",
             "peak_memory_kind", "stage_seconds")
