@@ -11,6 +11,10 @@ Two measurements per mode, both against fp32 (the original's arithmetic):
    ``--esm-shape``, default the 650M shape, 1280 wide, 33 layers, because a 3B fp32 model does not fit a small
    machine's time and memory) on real frames; min/mean cosine and max |diff| of the mean embeddings vs fp32.
 
+:func:`real_size_flips` (used by ``scripts/gpu_benchmark.sh``, on a GPU at the real 3B size) adds frame calls at
+the real sizes: ONE random-weight encoder per model embeds the frames in every mode and a seeded random classifier
+of the original's shape calls them. Every function takes the device; on CUDA ``tf32`` runs on the tensor cores.
+
 ``tf32`` cannot run on a CPU (no TF32 units): it is EMULATED by rounding every matmul input to TF32 (10 mantissa bits,
 round to nearest even) with fp32 accumulation, through a TorchFunctionMode over ``F.linear`` and ``torch.matmul`` with
 the explicit (``reference``) attention path, so the attention products are rounded too.
@@ -39,6 +43,7 @@ REALDATA = Path("/work/shared/realdata")
 MODES = ("fp32", "tf32", "bf16", "bf16-mixed", "fp16")
 DEFAULT_MODES = ("fp32", "tf32", "bf16", "bf16-mixed")
 ESM_SHAPES = {  # layers, width, heads (ffn = 4 x width)
+    "tiny": (2, 64, 4),
     "650M": (33, 1280, 20),
     "3B": (36, 2560, 40),
     "150M": (30, 640, 20),
@@ -64,16 +69,22 @@ class EmulatedTF32(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def _load(kind: str, path: Path, mode: str, attention: str = "sdpa"):
+def _emulated(mode: str, device: torch.device) -> bool:
+    """TF32 has no CPU units: there it is emulated (fp32 weights, reference attention, rounded matmul inputs)."""
+    return mode == "tf32" and device.type != "cuda"
+
+
+def _load(kind: str, path: Path, mode: str, device: torch.device = torch.device("cpu"), attention: str = "sdpa"):
     from virnucpro.embed import load_embedder
 
-    precision = "fp32" if mode == "tf32" else mode
-    return load_embedder(kind, str(path), device="cpu", precision=precision, attention="reference" if mode == "tf32" else attention)
+    emulated = _emulated(mode, device)
+    return load_embedder(kind, str(path), device=str(device), precision="fp32" if emulated else mode,
+                         attention="reference" if emulated else attention)
 
 
 def _embed(embedder, tokens: list[np.ndarray], mode: str, tokens_per_batch: int = 4096) -> np.ndarray:
     out = np.zeros((len(tokens), embedder.dim), dtype=np.float32)
-    with EmulatedTF32() if mode == "tf32" else nullcontext():
+    with EmulatedTF32() if _emulated(mode, embedder.device) else nullcontext():
         for rows, values in embedder.embed_tokens(tokens, tokens_per_batch):
             out[rows] = values
     return out
@@ -91,7 +102,10 @@ def _frames(fasta: Path, chunk: int, workdir: Path) -> tuple[list[str], list[str
     return ids, [nuc[i] for i in ids], [prot[i] for i in ids]
 
 
-def flips(datasets: list[tuple[Path, int]], modes: list[str], workdir: Path, max_frames: int | None) -> list[dict]:
+def flips(
+    datasets: list[tuple[Path, int]], modes: list[str], workdir: Path, max_frames: int | None,
+    device: torch.device = torch.device("cpu"),
+) -> list[dict]:
     from virnucpro.models.classifier import load_classifier
     from virnucpro.predict import score_features
 
@@ -107,7 +121,7 @@ def flips(datasets: list[tuple[Path, int]], modes: list[str], workdir: Path, max
         probs: dict[str, np.ndarray] = {}
         for mode in modes:
             start = time.perf_counter()
-            dna, esm = _load("dna", MODELS / "dnabert", mode), _load("protein", MODELS / "esm2_t2_tiny.pt", mode)
+            dna, esm = _load("dna", MODELS / "dnabert", mode, device), _load("protein", MODELS / "esm2_t2_tiny.pt", mode, device)
             feats = np.concatenate(
                 [_embed(dna, dna.encoder.tokenize(ids, nuc), mode), _embed(esm, esm.encoder.tokenize(ids, prot), mode)], axis=1
             )
@@ -142,52 +156,124 @@ def _window_calls(probs: np.ndarray, window_index: np.ndarray) -> np.ndarray:
     return best2 >= best1
 
 
-def real_size_cosines(kind: str, modes: list[str], frames: list[str], esm_shape: str, corpus: list[str] = ()) -> list[dict]:
-    """Mean embeddings of a random-weight encoder of the real shape, each mode against fp32."""
-    from virnucpro.bench import train_dna_tokenizer
-    from virnucpro.device import PRECISIONS
-    from virnucpro.embed import Embedder
-    from virnucpro.models.dnabert import DnaBert, DnaBertConfig, DnaTokenizer
-    from virnucpro.models.esm import PAD, Esm2, EsmConfig, tokenize_proteins
-    from virnucpro.models.layers import LoadedEncoder, apply_precision
+#: Random-weight encoder shapes for the real-size measurements: DNABERT-S (vocab, width, layers, heads, ffn).
+DNA_SHAPES = {"DNABERT-S": (4096, 768, 12, 12, 3072), "tiny": (256, 64, 2, 4, 128)}
+#: Hidden width of the original classifier (3328 → 512 → 2); a seeded random one stands in without real weights.
+CLASSIFIER_HIDDEN = 512
+
+
+def _random_master(kind: str, shape: str, device: torch.device, corpus: list[str]):
+    """A random-weight fp32 encoder of ``shape`` built on ``device`` (seeded), its tokenizer and display name."""
+    from virnucpro.bench.random_models import RANDOM_FULL, RANDOM_TINY, random_dna_tokenizer
+    from virnucpro.models.dnabert import DnaBert, DnaBertConfig
+    from virnucpro.models.esm import Esm2, EsmConfig, tokenize_proteins
 
     torch.manual_seed(0)
     if kind == "dna":
-        config = DnaBertConfig(4096, 768, 12, 12, 3072, 2, 1e-12)
-        with tempfile.TemporaryDirectory() as tmp:
-            # BPE trained on all the data set's frames (training on the few measured ones would learn them whole)
-            tokenizer = DnaTokenizer(train_dna_tokenizer(list(corpus) or frames, 4096, Path(tmp)), 4096)
-        master = DnaBert(config).eval()
-        tokens, pad, skip, dim, shape = tokenizer(["x"] * len(frames), frames), tokenizer.pad_id, (0, 0), 768, "DNABERT-S 768x12"
-    else:
-        layers, width, heads = ESM_SHAPES[esm_shape]
+        vocab, width, layers, heads, ffn = DNA_SHAPES[shape]
+        # BPE trained on all the data set's frames (training on the few measured ones would learn them whole)
+        tokenizer, _ = random_dna_tokenizer(RANDOM_TINY if vocab < 4096 else RANDOM_FULL, corpus)
+        with device:
+            master = DnaBert(DnaBertConfig(vocab, width, layers, heads, ffn, 2, 1e-12)).eval()
+        return master, tokenizer, f"{shape} {width}x{layers}"
+    layers, width, heads = ESM_SHAPES[shape]
+    with device:
         master = Esm2(EsmConfig(layers=layers, embed_dim=width, ffn_dim=4 * width, heads=heads, token_dropout=True)).eval()
-        tokens, pad, skip, dim, shape = tokenize_proteins(["x"] * len(frames), frames), PAD, (1, 1), width, f"ESM-2 {esm_shape} {width}x{layers}"
+    return master, tokenize_proteins, f"ESM-2 {shape} {width}x{layers}"
+
+
+def real_size_embeddings(
+    kind: str, modes: list[str], frames: list[str], shape: str, corpus: list[str] = (), device: torch.device = torch.device("cpu"),
+) -> tuple[str, float, dict[str, np.ndarray]]:
+    """Mean embeddings of ``frames`` by ONE random-weight encoder of ``shape``, in every mode (the same weights).
+
+    Each mode's module is built as the loaders build one (weights adopted on the meta device, then cast; ESM-2's
+    rotary frequencies kept fp32, q/k/v fused). Returns the model's name, the mean tokens per frame and the embeddings.
+    """
+    from virnucpro.device import PRECISIONS
+    from virnucpro.embed import Embedder
+    from virnucpro.models.esm import PAD
+    from virnucpro.models.layers import LoadedEncoder, apply_precision
+
+    master, tokenize, name = _random_master(kind, shape, device, list(corpus) or frames)
     state = master.state_dict()
-    results, base = [], None
+    tokens = tokenize(["x"] * len(frames), frames)
+    pad, skip = (tokenize.pad_id, (0, 0)) if kind == "dna" else (PAD, (1, 1))
+    out: dict[str, np.ndarray] = {}
     for mode in modes:
-        module = type(master)(master.config, "reference" if mode == "tf32" else "sdpa")
-        module.load_state_dict(state)
-        module = apply_precision(module, torch.device("cpu"), PRECISIONS["fp32" if mode == "tf32" else mode])
+        emulated = _emulated(mode, device)
+        with torch.device("meta"):
+            module = type(master)(master.config, "reference" if emulated else "sdpa")
+        module.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
+        precision = PRECISIONS["fp32" if emulated else mode]
+        module = apply_precision(module, device, precision)
         if kind == "protein":
             for layer in module.layers:  # rotary frequencies stay fp32, as the loader keeps them
                 layer.self_attn.rot_emb.inv_freq = layer.self_attn.rot_emb.inv_freq.float()
             module.fuse()
-        enc = LoadedEncoder(shape, "random", dim, module, None, pad, skip)  # type: ignore[arg-type]
-        embedder = Embedder(kind, enc, torch.device("cpu"), PRECISIONS["fp32" if mode == "tf32" else mode])
+        embedder = Embedder(kind, LoadedEncoder(name, "random", module.config.hidden_size if kind == "dna" else module.config.embed_dim,
+                                                module, None, pad, skip), device, precision)  # type: ignore[arg-type]
         start = time.perf_counter()
-        out = _embed(embedder, tokens, mode, tokens_per_batch=2048)
-        print(f"{shape} {mode}: {time.perf_counter() - start:.1f}s", file=sys.stderr)
-        del module, embedder, enc
-        if base is None:
-            base = out
+        out[mode] = _embed(embedder, tokens, mode, tokens_per_batch=2048 if device.type != "cuda" else 32768)
+        print(f"{name} {mode}: {time.perf_counter() - start:.1f}s", file=sys.stderr)
+        del module, embedder
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    del master, state
+    return name, float(np.mean([len(t) for t in tokens])), out
+
+
+def _cosines(name: str, mean_tokens: float, embeddings: dict[str, np.ndarray]) -> list[dict]:
+    """Min/mean cosine and max |diff| of each mode's embeddings against fp32's."""
+    base, results = embeddings["fp32"], []
+    for mode, values in embeddings.items():
+        if mode == "fp32":
             continue
-        cos = (out * base).sum(1) / (np.linalg.norm(out, axis=1) * np.linalg.norm(base, axis=1))
-        results.append({"model": shape, "mode": mode, "sequences": len(frames),
-                        "mean_tokens": round(float(np.mean([len(t) for t in tokens])), 1),
+        cos = (values * base).sum(1) / (np.linalg.norm(values, axis=1) * np.linalg.norm(base, axis=1)).clip(1e-12)
+        results.append({"model": name, "mode": mode, "sequences": len(base), "mean_tokens": round(mean_tokens, 1),
                         "min_cos": round(float(cos.min()), 6), "mean_cos": round(float(cos.mean()), 6),
-                        "max_abs_diff": round(float(np.abs(out - base).max()), 5)})
+                        "max_abs_diff": round(float(np.abs(values - base).max()), 5)})
     return results
+
+
+def real_size_cosines(kind: str, modes: list[str], frames: list[str], esm_shape: str, corpus: list[str] = (),
+                      device: torch.device = torch.device("cpu"), dna_shape: str = "DNABERT-S") -> list[dict]:
+    """Mean embeddings of a random-weight encoder of the real shape, each mode against fp32."""
+    shape = dna_shape if kind == "dna" else esm_shape
+    return _cosines(*real_size_embeddings(kind, modes, frames, shape, corpus, device))
+
+
+def real_size_flips(
+    modes: list[str], nuc: list[str], prot: list[str], corpus: list[str], dna_shape: str = "DNABERT-S",
+    esm_shape: str = "3B", device: torch.device = torch.device("cpu"),
+) -> dict:
+    """Frame calls at the real model sizes: random-weight DNABERT-S and ESM-2 embed the same frames in every mode, a
+    seeded random classifier of the original's shape (768 + width → 512 → 2) calls them; flips against fp32.
+
+    Random weights are not trained weights: the margins, and so the flip rates, are those of a random classifier on
+    random-model features. What this measures is how far each mode moves the numbers at the real depth and width.
+    """
+    from virnucpro.models.classifier import MLPClassifier
+    from virnucpro.predict import score_features
+
+    dna_name, dna_tokens, dna = real_size_embeddings("dna", modes, nuc, dna_shape, corpus, device)
+    esm_name, esm_tokens, esm = real_size_embeddings("protein", modes, prot, esm_shape, (), device)
+    torch.manual_seed(0)
+    width = dna["fp32"].shape[1] + esm["fp32"].shape[1]
+    classifier = MLPClassifier(width, CLASSIFIER_HIDDEN).eval()
+    probs = {mode: score_features(classifier, np.concatenate([dna[mode], esm[mode]], axis=1)) for mode in modes}
+    base = probs["fp32"]
+    base_call, margin = base[:, 1] > base[:, 0], np.abs(base[:, 1] - base[:, 0])
+    calls = []
+    for mode in modes[1:]:
+        flipped = (probs[mode][:, 1] > probs[mode][:, 0]) != base_call
+        calls.append({"mode": mode, "frames": len(nuc), "frame_flips": int(flipped.sum()),
+                      "frame_flip_rate": round(float(flipped.mean()), 6),
+                      "max_tie_distance_of_flips": round(float(margin[flipped].max()), 5) if flipped.any() else None,
+                      "max_abs_prob_diff": round(float(np.abs(probs[mode] - base).max()), 6)})
+    return {"models": [dna_name, esm_name], "classifier": f"random {width}->{CLASSIFIER_HIDDEN}->2 (seeded)",
+            "tf32": "emulated" if device.type != "cuda" else "tensor cores", "calls": calls,
+            "cosines": _cosines(dna_name, dna_tokens, dna) + _cosines(esm_name, esm_tokens, esm)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,20 +1,21 @@
-"""The whole GPU measurement of issue 10 in one command (see scripts/gpu_benchmark.sh and docs/benchmarks.md).
+"""The whole GPU measurement in one command (run through scripts/gpu_benchmark.sh; see docs/benchmarks.md).
 
-Writes, under ``--out`` (default ``$OUT``, else ``./gpu-benchmark``):
+Writes ONE JSON, ``gpu_benchmark.json`` under ``--out`` (default ``$OUT``, else ``./gpu-benchmark``):
 
-* ``host_only.json``   — ``virnucpro benchmark --host-only``: host ceiling per stage (1 and all workers), peak RSS;
-* ``embed.json``       — ``virnucpro benchmark``: DNABERT-S and ESM-2 (3B) forward-only and end-to-end tokens/s,
-  MFU against the datasheet peak, on 500 bp synthetic reads;
-* ``agreement.json``   — bf16 vs fp32: (a) frame calls and scores of ``virnucpro run`` on the real reads shipped in
-  the repository (tests/data/reference, tiny reference models), (b) embedding cosine at the real model sizes
-  (random weights, the same weights cast to bf16);
-* ``prepare_workers.json`` — ``benchmarks/prepare_speed.py --cases workers`` (issue 11): ``virnucpro prepare`` with 1
-  and 2 workers on 200,000 real-like 500 bp reads, against the ideal 2-way split; the GPU host's many cores measure
-  what the 2-core development VM cannot (its two vCPUs do not run two processes at full speed);
-* ``summary.json``     — the headline numbers of these files.
+* ``hardware``, ``precision``, ``stage_seconds`` (set-up and every step below; they add up to ``seconds``);
+* ``models`` — per model (DNABERT-S and ESM-2 3B at real size with random weights, or the files given): forward-only
+  and end-to-end tokens/s, MFU against the datasheet peak, ``device_busy`` (share of the end-to-end run the device
+  spent in forward passes: the host is the bottleneck when it is low), peak GPU memory, padding;
+* ``host_only`` — ``virnucpro benchmark --host-only`` with 1 and all (≤ 8) workers: the host's ceiling per model;
+* ``peak_gpu_memory_bytes``, ``peak_host_rss_bytes`` — the largest of every step;
+* ``precision`` — bf16 / bf16-mixed / tf32 against fp32: frame flips at the real model sizes (random weights and a
+  random classifier of the original's shape) and with the trained tiny reference models and classifier;
+* ``prepare_workers`` — ``benchmarks/prepare_speed.py --cases workers``: prepare with 1 and 2 workers.
 
-``--smoke`` runs the same steps on CPU with tiny models and a few reads (the test suite does, so this cannot rot).
-Real weights are used when ``--dnabert``/``--esm`` point to them; otherwise random weights of the real sizes.
+The input is the repository's own: ``benchmarks/data/synthetic_genomes.fa.gz`` (simulated genomes whose frame
+statistics match real data; ``benchmarks/synthetic_genomes.py``), sampled into 500 bp reads. Nothing outside the
+repository is read. ``--smoke`` runs every step on the CPU with the bundled tiny models
+(``tests/data/reference/models``) and a few hundred reads; ``tests/test_gpu_script.py`` runs it, so it cannot rot.
 """
 
 from __future__ import annotations
@@ -25,157 +26,175 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-REF = REPO / "tests" / "data" / "reference"
+MODELS = REPO / "tests" / "data" / "reference" / "models"
+GENOMES = REPO / "benchmarks" / "data" / "synthetic_genomes.fa.gz"
+MODES = ["fp32", "tf32", "bf16", "bf16-mixed"]
+#: What each mode measures: (GPU run, --smoke run).
+SIZES = {
+    "reads": (20_000, 120), "host_reads": (200_000, 300), "precision_frames": (1_000, 24), "reference_frames": (4_000, 60),
+    "prepare_reads": (200_000, 300), "prepare_repeats": (3, 1),
+}
+
+sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmark scripts' functions (not a package)
 
 
-def _virnucpro(*argv: str) -> None:
-    command = [sys.executable, "-m", "virnucpro", *argv]
-    print("+", " ".join(command), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True)
+def _virnucpro(*argv: str) -> dict[str, Any]:
+    """Run ``virnucpro`` as a user does (a fresh process of this interpreter); its JSON report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "report.json"
+        command = [sys.executable, "-m", "virnucpro", *argv, "--output", str(output), "-q"]
+        print("+", " ".join(command), file=sys.stderr, flush=True)
+        subprocess.run(command, check=True)
+        return json.loads(output.read_text())
 
 
-def host_only(out: Path, args: argparse.Namespace) -> dict:
+def host_only(reads: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Host ceiling per model with 1 and all (≤ 8) workers, at the real models' widths."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = sorted({1, min(8, cores)})
-    path = out / "host_only.json"
-    _virnucpro("benchmark", "--host-only", "--workers", *map(str, workers), "--reads", str(args.host_reads),
-               "--read-lengths", "500", "--stages", "dna", "protein", "--device", args.device,
-               "--dnabert", args.dnabert_host, "--esm", args.esm_host, "--output", str(path), "-q")
-    return json.loads(path.read_text())
+    report = _virnucpro("benchmark", "--host-only", "--workers", *map(str, sorted({1, min(8, cores)})), "--input", str(reads),
+                        "--stages", "dna", "protein", "--device", args.device, "--dnabert", args.dnabert_host,
+                        "--esm", args.esm_host)
+    keep = ("stage", "model", "workers", "dim", "sequences", "host_seq_per_s", "host_tokens_per_s", "host_seq_per_cpu_s",
+            "peak_rss_bytes")
+    return [{k: run[k] for k in keep} for run in report["runs"]]
 
 
-def embed(out: Path, args: argparse.Namespace) -> dict:
-    path = out / "embed.json"
+def model_speed(reads: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``virnucpro benchmark`` of both models on the reads: the production engine, forward-only and end to end."""
     extra = ["--peak-tflops", str(args.peak_tflops)] if args.peak_tflops else []
-    _virnucpro("benchmark", "--reads", str(args.reads), "--read-lengths", "500", "--stages", "dna", "protein",
-               "--device", args.device, "--precision", args.precision, "--dnabert", args.dnabert, "--esm", args.esm,
-               "--output", str(path), "-q", *extra)
-    return json.loads(path.read_text())
+    return _virnucpro("benchmark", "--input", str(reads), "--stages", "dna", "protein", "--device", args.device,
+                      "--precision", args.precision, "--dnabert", args.dnabert, "--esm", args.esm, *extra)
 
 
-def prepare_workers(out: Path, args: argparse.Namespace) -> dict:
-    realdata = Path("/work/shared/realdata")  # sampled in place where present, else the reads shipped in the repository
-    path = out / "prepare_workers.json"
-    command = [sys.executable, str(REPO / "benchmarks" / "prepare_speed.py"), "--cases", "workers",
-               "--big-reads", str(args.big_reads), "--repeats", str(args.repeats),
-               "--realdata", str(realdata if realdata.is_dir() else REF / "input.fa"), "--output", str(path)]
-    print("+", " ".join(command), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True)
-    return json.loads(path.read_text())
-
-
-def _calls(path: Path) -> dict[str, tuple[str, float]]:
-    rows = [line.split("\t") for line in path.read_text().splitlines()[1:]]
-    return {r[0]: (r[1], float(r[3])) for r in rows}
-
-
-def agreement(out: Path, args: argparse.Namespace) -> dict:
-    """bf16 vs fp32: calls on real reads (reference models), embedding cosine at real sizes (random weights)."""
+def precision(frames: tuple[list[str], list[str]], args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Flips of each mode against fp32: at the real sizes (random weights) and with the trained reference models."""
     import numpy as np
     import torch
 
-    from virnucpro.bench import get_embedder, run_prepare, write_synthetic_fasta
-    from virnucpro.device import resolve_device, resolve_precision
+    import precision_report
 
-    report: dict = {"device": args.device}
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = {}
-        for precision in ("fp32", "bf16"):
-            outdir = Path(tmp) / precision
-            _virnucpro("run", str(REF / "input.fa"), "--outdir", str(outdir), "--chunk-length", "500",
-                       "--dnabert", str(REF / "models" / "dnabert"), "--esm", str(REF / "models" / "esm2_t2_tiny.pt"),
-                       "--classifier", str(REF / "models" / "classifier.pth"), "--device", args.device,
-                       "--precision", precision, "-q")
-            runs[precision] = _calls(outdir / "prediction_results.txt")
-        frames = sorted(set(runs["fp32"]) & set(runs["bf16"]))
-        flips = [f for f in frames if runs["fp32"][f][0] != runs["bf16"][f][0]]
-        report["reference_reads"] = {
-            "input": "tests/data/reference/input.fa", "models": "tests/data/reference/models (tiny)",
-            "frames": len(frames), "frames_only_in_one": len(set(runs["fp32"]) ^ set(runs["bf16"])),
-            "label_flips": len(flips), "flip_rate": round(len(flips) / max(1, len(frames)), 6),
-            "max_abs_virus_score_diff": round(max((abs(runs["fp32"][f][1] - runs["bf16"][f][1]) for f in frames), default=0.0), 6),
-        }
-
-        device = resolve_device(args.device)
-        data = run_prepare("synthetic-500bp", [write_synthetic_fasta(Path(tmp) / "s.fa", args.cos_reads, 500)], 500, Path(tmp))
-        sizes = {}
-        for kind, spec in (("dna", args.dnabert), ("protein", args.esm)):
-            torch.manual_seed(0)
-            corpus = data.sequences("dna", limit=2000) if kind == "dna" else ()
-            embedder = get_embedder(kind, spec, device, resolve_precision("fp32", device), dna_sequences=corpus)
-            sequences = data.sequences(kind)
-            tokens = embedder.encoder.tokenize([str(i) for i in range(len(sequences))], sequences)
-            fp32 = _means(embedder, tokens)
-            module = embedder.encoder.module
-            rotary = {n: b.clone() for n, b in module.named_buffers() if n.endswith("inv_freq")}
-            module.to(torch.bfloat16)  # the same weights, rounded to bf16 (pooling stays fp32)
-            for name, buffer in rotary.items():  # as the loader does: rotary frequencies stay fp32
-                parent, _, leaf = name.rpartition(".")
-                setattr(module.get_submodule(parent), leaf, buffer)
-            bf16 = _means(embedder, tokens)
-            cos = (fp32 * bf16).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1)).clip(1e-12)
-            sizes[kind] = {"model": embedder.name, "sequences": len(tokens), "min_cos": round(float(cos.min()), 6),
-                           "mean_cos": round(float(cos.mean()), 6)}
-            del embedder
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        report["real_size_random_weights"] = sizes
-    path = out / "agreement.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    device = torch.device(args.device)
+    nuc, prot = frames
+    pick = np.random.default_rng(0).choice(len(nuc), min(len(nuc), args.precision_frames), replace=False)
+    real = precision_report.real_size_flips(MODES, [nuc[i] for i in pick], [prot[i] for i in pick], nuc,
+                                            args.dna_shape, args.esm_shape, device)
+    reference = precision_report.flips([(args.genomes_sample, 500)], MODES, workdir, args.reference_frames, device)
+    return {"real_size_random_weights": real, "reference_models": reference}
 
 
-def _means(embedder, tokens):
-    import numpy as np
+def prepare_workers(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """``benchmarks/prepare_speed.py --cases workers`` on reads sampled from the repository's genomes."""
+    path = workdir / "prepare_workers.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "prepare_speed.py"), "--cases", "workers", "--big-reads",
+               str(args.prepare_reads), "--repeats", str(args.prepare_repeats), "--realdata", str(GENOMES),
+               "--output", str(path)]
+    print("+", " ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True)
+    case = json.loads(path.read_text())["cases"][0]
+    return {k: case[k] for k in ("reads", "one_worker", "two_workers", "speedup_2_vs_1", "ideal_2_vs_1", "efficiency",
+                                 "identical_outputs")}
 
-    rows = np.zeros((len(tokens), embedder.dim), dtype=np.float32)
-    for index, values in embedder.embed_tokens(tokens, embedder.default_tokens_per_batch()):
-        rows[index] = values
-    return rows.astype(np.float64)
+
+def frames_of(fasta: Path, workdir: Path) -> tuple[list[str], list[str]]:
+    """Nucleotide and protein frames of ``fasta`` at chunk 500, through the production prepare."""
+    from virnucpro.fasta import read_fasta
+    from virnucpro.prepare import prepare
+
+    out = workdir / "frames"
+    prepare([fasta], out, 500, n_shards=1, progress=False)
+    nuc = [r.sequence for p in sorted(out.glob("*.nuc.fa")) for r in read_fasta(p)]
+    prot = [r.sequence for p in sorted(out.glob("*.prot.fa")) for r in read_fasta(p)]
+    return nuc, prot
+
+
+def summary_of_models(report: dict[str, Any]) -> dict[str, Any]:
+    """Per model, the figures the targets are checked against (the run's whole record stays in ``virnucpro benchmark``)."""
+    keep = ("model", "precision", "sequences", "tokens", "forward_tokens_per_s", "e2e_tokens_per_s", "e2e_seq_per_s",
+            "mfu", "e2e_mfu", "peak_tflops", "device_busy", "padding_efficiency", "oom_retries", "peak_memory_bytes",
+            "peak_memory_kind", "stage_seconds")
+    return {run["stage"]: {k: run.get(k) for k in keep} for run in report["runs"]}
+
+
+def configure(args: argparse.Namespace) -> None:
+    """Fill in what ``--smoke`` or a GPU run measures."""
+    smoke = 1 if args.smoke else 0
+    for name, values in SIZES.items():
+        setattr(args, name, values[smoke])
+    if args.smoke:  # the bundled real-format tiny models; real-size steps at tiny shapes
+        args.device, args.precision = "cpu", "fp32"
+        args.dnabert, args.esm = args.dnabert or str(MODELS / "dnabert"), args.esm or str(MODELS / "esm2_t2_tiny.pt")
+        args.dnabert_host, args.esm_host = "random-full", "random-3B"
+        args.dna_shape, args.esm_shape = "tiny", "tiny"
+    else:
+        args.device, args.precision = "cuda", "bf16"
+        args.dnabert, args.esm = args.dnabert or "random-full", args.esm or "random-3B"
+        args.dnabert_host, args.esm_host = args.dnabert, args.esm
+        args.dna_shape, args.esm_shape = "DNABERT-S", "3B"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "gpu-benchmark"))
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny models, few reads: checks the script works")
-    parser.add_argument("--dnabert", default=None, help="DNABERT-S folder (default: random weights, real size)")
-    parser.add_argument("--esm", default=None, help="ESM-2 .pt (default: random weights of ESM-2 3B)")
+    parser.add_argument("--smoke", action="store_true", help="CPU, bundled tiny models, few reads: checks the script")
+    parser.add_argument("--dnabert", default=None, help="DNABERT-S folder for the speed runs (default: random weights, real size)")
+    parser.add_argument("--esm", default=None, help="ESM-2 .pt for the speed runs (default: random weights of ESM-2 3B)")
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--setup-seconds", type=float, default=0.0, help="install time (passed by gpu_benchmark.sh)")
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.device, args.precision, args.reads, args.host_reads, args.cos_reads = "cpu", "fp32", 8, 60, 6
-        args.big_reads, args.repeats = 300, 1
-        args.dnabert, args.esm = args.dnabert or "random-tiny", args.esm or "random-tiny"
-        args.dnabert_host, args.esm_host = "random-full", "random-3B"
-    else:
-        args.device, args.precision, args.reads, args.host_reads, args.cos_reads = "cuda", "bf16", 20000, 200000, 500
-        args.big_reads, args.repeats = 200000, 5
-        args.dnabert, args.esm = args.dnabert or "random-full", args.esm or "random-3B"
-        args.dnabert_host, args.esm_host = args.dnabert, args.esm
+    configure(args)
+    if not args.smoke:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit(f"gpu_benchmark: torch {torch.__version__} in {sys.prefix} sees no CUDA GPU; run with --smoke "
+                             "on a CPU, or point PYTHON at an interpreter with a CUDA build of torch and "
+                             "VIRNUCPRO_BENCH_VENV at a new folder")
+
+    from prepare_speed import write_real_like
+
+    from virnucpro.bench.report import StageClock, emit_report, peak_rss_bytes
+
+    clock = StageClock()
+    clock.parts["setup"] = args.setup_seconds
+    clock.start -= args.setup_seconds  # the install ran before this process: the whole includes it
     args.out.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    host = host_only(args.out, args)
-    model = embed(args.out, args)
-    agree = agreement(args.out, args)
-    workers = prepare_workers(args.out, args)["cases"][0]
-    summary = {
+    with tempfile.TemporaryDirectory(prefix="gpu-benchmark-") as tmp:
+        work = Path(tmp)
+        with clock.phase("inputs"):
+            reads = write_real_like(work / "reads500.fa", args.reads, 500, GENOMES, seed=1)
+            host_reads = write_real_like(work / "host500.fa", args.host_reads, 500, GENOMES, seed=2)
+            args.genomes_sample = write_real_like(work / "reference500.fa", args.reference_frames, 500, GENOMES, seed=3)
+            frames = frames_of(reads, work)
+        with clock.phase("host_only"):
+            hosts = host_only(host_reads, args)
+        with clock.phase("model_speed"):
+            speed = model_speed(reads, args)
+        with clock.phase("precision"):
+            agreement = precision(frames, args, work)
+        with clock.phase("prepare_workers"):
+            workers = prepare_workers(args, work)
+    models = summary_of_models(speed)
+    gpu_peaks = [m["peak_memory_bytes"] for m in models.values() if m.get("peak_memory_kind") == "cuda_max_allocated"]
+    report = {
         "smoke": args.smoke,
-        "hardware": model["hardware"],
-        "seconds": round(time.time() - start, 1),
-        "host_only": [{k: r[k] for k in ("stage", "workers", "host_seq_per_s", "peak_rss_bytes")} for r in host["runs"]],
-        "embed": [{k: r.get(k) for k in ("stage", "model", "precision", "forward_tokens_per_s", "e2e_tokens_per_s",
-                                         "e2e_seq_per_s", "mfu", "e2e_mfu", "peak_tflops")} for r in model["runs"]],
-        "peak_tflops_source": model["peak_tflops_source"],
-        "agreement": agree,
-        "prepare_workers": {k: workers[k] for k in ("reads", "one_worker", "two_workers", "speedup_2_vs_1", "ideal_2_vs_1",
-                                                    "efficiency", "medians", "identical_outputs")},
+        "hardware": speed["hardware"],
+        "precision": args.precision,
+        "input": f"{GENOMES.relative_to(REPO)}: {args.reads} reads of 500 bp (host-only: {args.host_reads})",
+        "peak_tflops_source": speed["peak_tflops_source"],
+        "models": models,
+        "host_only": hosts,
+        "peak_gpu_memory_bytes": max(gpu_peaks) if gpu_peaks else None,
+        "peak_host_rss_bytes": max([peak_rss_bytes(), speed["peak_rss_bytes"], *(h["peak_rss_bytes"] for h in hosts)]),
+        "precision_agreement": agreement,
+        "prepare_workers": workers,
+        **clock.report(),
     }
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    emit_report(report, args.out / "gpu_benchmark.json")
+    print(json.dumps({k: report[k] for k in ("seconds", "stage_seconds", "models")}, indent=2))
     return 0
 
 

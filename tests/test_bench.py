@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from virnucpro.bench import chunk_for_read_length, datasheet_peak, mfu, synthetic_read, write_synthetic_fasta
+from virnucpro.bench.report import STAGE_SLACK
 from virnucpro.cli import main
 from virnucpro.frames import six_frames
 from virnucpro.prepare import prepare
@@ -22,6 +23,16 @@ def _run(tmp_path: Path, *argv: str) -> dict:
     out = tmp_path / "report.json"
     assert main([*argv, "--output", str(out)]) == 0
     return json.loads(out.read_text())
+
+
+def _check_adds_up(report: dict, phases: set[str]) -> None:
+    """The named phases never overlap and cover the whole but for bookkeeping (STAGE_SLACK); rounding 1e-3."""
+    parts = report["stage_seconds"]
+    assert set(parts) == phases and all(v >= 0 for v in parts.values())
+    total = sum(parts.values())
+    relative, absolute = STAGE_SLACK
+    assert total - 1e-3 <= report["seconds"] <= total + relative * report["seconds"] + absolute + 1e-3, report
+    assert math.isclose(report["unaccounted_seconds"], report["seconds"] - total, abs_tol=1e-3)
 
 
 def _check_embed_run(run: dict) -> None:
@@ -37,6 +48,10 @@ def _check_embed_run(run: dict) -> None:
     assert 0 < run["e2e_mfu"] <= 1 and run["peak_rss_bytes"] > 0
     assert run["precision"] == "fp32" and run["attention"] in ("sdpa", "reference")
     assert run["peak_memory_bytes"] > 0
+    # issue 19 bug 8: the device time of the end-to-end run is inside it, and the stage's phases add up to it
+    assert 0 < run["forward_in_e2e_seconds"] <= run["e2e_seconds"] and 0 < run["device_busy"] <= 1
+    _check_adds_up(run, {"read_frames", "tokenize", "warmup", "forward", "end_to_end"})
+    assert run["stage_seconds"]["end_to_end"] >= run["e2e_seconds"] and run["stage_seconds"]["forward"] >= run["forward_seconds"]
 
 
 def test_synthetic_reads_have_realistic_frame_rate() -> None:
@@ -62,6 +77,7 @@ def test_benchmark_synthetic_all_stages(tmp_path: Path) -> None:
     report = _run(tmp_path, "benchmark", "--reads", "12", "--read-lengths", "150", "500", "--peak-tflops", "1", *TINY)
     assert report["tool_version"] and report["hardware"]["cores"] >= 1 and report["hardware"]["torch"]
     assert report["command"]
+    _check_adds_up(report, {"inputs", "peak", "dna", "protein"})
     runs = report["runs"]
     assert [(r["stage"], r["input"]) for r in runs] == [
         (stage, f"synthetic-{n}bp") for stage in ("prepare", "dna", "protein") for n in (150, 500)
@@ -113,6 +129,7 @@ def test_host_only_reports_host_ceiling_per_worker_count(tmp_path: Path) -> None
                   "--stages", "prepare", "dna", "protein", "--dnabert", "random-full", "--esm", "random-3B",
                   "--device", "cpu", "-q")
     assert report["host_only"] is True and report["peak_rss_bytes"] > 0 and report["peak_tflops_source"] is None
+    _check_adds_up(report, {"inputs", "dna", "protein"})
     frames = report["runs"][0]["frames"]
     embed = [r for r in report["runs"] if r["stage"] != "prepare"]
     assert [(r["stage"], r["workers"]) for r in embed] == [("dna", 1), ("dna", 2), ("protein", 1), ("protein", 2)]
