@@ -218,6 +218,8 @@ class MatrixReader:
             name = dataset or ("features" if "features" in self._fh else "embeddings")
             if "ids" not in self._fh or name not in self._fh:
                 raise InputError(f"{self.path}: not a virnucpro HDF5 file (needs datasets 'ids' and '{name}')")
+            #: the matrix's dataset: ``features`` (merge) or ``embeddings`` (embed stages)
+            self.dataset = name
             self.attrs = {k: _plain(v) for k, v in self._fh.attrs.items()}
             # Only the datasets are the documented layout; our attributes are optional, so a file written by another
             # tool is read. What is refused: a file explicitly marked unfinished, or one that contradicts itself.
