@@ -80,7 +80,7 @@ def check_pair(dna: Path, dna_attrs: Mapping[str, Any], protein: Path, protein_a
         )
     d_rows, p_rows = dna_attrs.get("rows"), protein_attrs.get("rows")
     if d_rows is not None and p_rows is not None and d_rows != p_rows:
-        raise InputError(f"cannot merge shard {d_shard}: {dna} has {d_rows} rows but {protein} has {p_rows}")
+        raise InputError(f"cannot merge shard {d_shard}: {dna} has {d_rows} rows but {protein} has {p_rows} rows")
     return d_shard
 
 

@@ -496,9 +496,13 @@ def evaluate(node, scope: dict) -> Any:
             return a + (b if isinstance(b, list) else [b])
         if not (isinstance(a, int) and isinstance(b, int)) or isinstance(a, bool) or isinstance(b, bool):
             raise Unsupported(f"{gstr(a)!r} {op} {gstr(b)!r}")
-        return {"+": a + b, "-": a - b, "*": a * b, "%": a % b if b else _raise("modulo by zero"),
-                "/": _raise("'/' on integers (Groovy makes a BigDecimal); use intdiv") if op == "/" else None,
-                "<<": a << b, "<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+        if op == "/":
+            raise Unsupported("'/' on integers (Groovy makes a BigDecimal); use intdiv")
+        if op == "%" and b == 0:
+            raise Unsupported("modulo by zero")
+        ops = {"+": int.__add__, "-": int.__sub__, "*": int.__mul__, "%": int.__mod__, "<<": int.__lshift__,
+               "<": int.__lt__, ">": int.__gt__, "<=": int.__le__, ">=": int.__ge__}
+        return ops[op](a, b)
     raise Unsupported(f"node {kind}")
 
 
