@@ -23,7 +23,7 @@ CHUNK = 500
 SAMPLE = "s1"
 
 
-def test_params(**overrides) -> dict:
+def pipeline_params(**overrides) -> dict:
     """Schema defaults plus what a CPU test run sets (the test profile's choices that matter here)."""
     params = nfmodel.schema_defaults(ROOT)
     params.update(outdir="results", shards=2, shard_tokens=None, chunk_length=CHUNK, publish_dir_mode="copy")
@@ -33,7 +33,7 @@ def test_params(**overrides) -> dict:
 
 @pytest.fixture(scope="session")
 def params() -> dict:
-    return test_params()
+    return pipeline_params()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 import nfmodel
 import wiring
-from conftest import MODELS, REF, ROOT, SAMPLE, test_params
+from conftest import MODELS, REF, ROOT, SAMPLE, pipeline_params
 from groovy import evaluate, parse
 from virnucpro.cli import build_parser
 
@@ -74,7 +74,7 @@ def _parses(argv: list[str]) -> None:
 @pytest.mark.parametrize("folder", MODULES)
 def test_script_and_stub_render_and_parse(folder: str, profile: str, tmp_path: Path) -> None:
     mod = nfmodel.load_module(ROOT, folder)
-    params = test_params()
+    params = pipeline_params()
     for stub in (False, True):
         command, _ = nfmodel.render(mod, _inputs(mod, tmp_path), tmp_path / f"task{stub}", params=params, profile=profile, stub=stub)
         assert "null" not in command.split(), f"{mod.name}: a null rendered into the command:\n{command}"
@@ -90,7 +90,7 @@ def _option(argv: list[str], opt: str) -> str | None:
 
 def _render(folder: str, tmp: Path, profile: str = "test", chunk: int = 500, **params) -> list[str]:
     mod = nfmodel.load_module(ROOT, folder)
-    command, _ = nfmodel.render(mod, _inputs(mod, tmp, chunk), tmp / "task", params=test_params(**params), profile=profile)
+    command, _ = nfmodel.render(mod, _inputs(mod, tmp, chunk), tmp / "task", params=pipeline_params(**params), profile=profile)
     (argv,) = [a for a in virnucpro_argv(command)]
     return argv
 
@@ -165,7 +165,7 @@ def test_schema_enums_match_cli_choices() -> None:
 @pytest.fixture(scope="module")
 def stub_chain(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("stub")
-    return wiring.run_chain(ROOT, base, test_params(), sample=SAMPLE, fastas=[REF / "input.fa"], chunk=500,
+    return wiring.run_chain(ROOT, base, pipeline_params(), sample=SAMPLE, fastas=[REF / "input.fa"], chunk=500,
                             dnabert=MODELS / "dnabert", esm=MODELS / "esm2_t2_tiny.pt", esm_aux=[], classifier=MODELS / "classifier.pth",
                             stub=True)
 
@@ -182,7 +182,7 @@ def test_stub_chain_outputs_have_their_kind(stub_chain: dict) -> None:
 @pytest.mark.parametrize("folder", ["profile", "models_download"])
 def test_other_stubs_write_what_they_declare(folder: str, tmp_path: Path) -> None:
     mod = nfmodel.load_module(ROOT, folder)
-    result = nfmodel.run_task(mod, _inputs(mod, tmp_path), tmp_path / "task", params=test_params(), stub=True)
+    result = nfmodel.run_task(mod, _inputs(mod, tmp_path), tmp_path / "task", params=pipeline_params(), stub=True)
     assert result.outputs
 
 
@@ -233,7 +233,7 @@ def docs_published() -> dict[str, str]:
 
 
 def test_every_published_file_is_documented_and_every_documented_file_published(stub_chain: dict, tmp_path: Path) -> None:
-    params = test_params(save_shards=True, save_embeddings=True, save_frames=True)
+    params = pipeline_params(save_shards=True, save_embeddings=True, save_frames=True)
     results = [stub_chain[p] for p in ("PREPARE", "SUMMARIZE")] + [r for p in ("EMBED_DNA", "EMBED_PROTEIN", "MERGE", "PREDICT") for r in stub_chain[p]]
     mod = nfmodel.load_module(ROOT, "profile")
     results.append(nfmodel.run_task(mod, _inputs(mod, tmp_path), tmp_path / "profile", params=params, stub=True))
@@ -246,7 +246,7 @@ def test_every_published_file_is_documented_and_every_documented_file_published(
     for path, writer in actual.items():
         assert docs[path].strip("`") == writer, f"{path}: docs say {docs[path]}, published by {writer}"
     # and the optional ones only with their --save_* switch
-    off = test_params(save_shards=False, save_embeddings=False, save_frames=False)
+    off = pipeline_params(save_shards=False, save_embeddings=False, save_frames=False)
     kept = {_normalise(p) for r in results for p in published(r, off)}
     for path, (writer, when) in docs_published().items():
         if path in actual:
@@ -260,7 +260,7 @@ def test_versions_file_and_multiqc_are_documented() -> None:
     name = evaluate(parse(m.group(2)), {})
     docs = docs_published()
     assert f"{m.group(1)}/{name}" in docs, f"{m.group(1)}/{name} (the versions file the pipeline writes) is not in docs/output.md"
-    cfg = nfmodel.process_config(ROOT, "MULTIQC", test_params())
+    cfg = nfmodel.process_config(ROOT, "MULTIQC", pipeline_params())
     folder = cfg.settings["publishDir"]["path"](extra={"task": {}})
     assert f"{folder[len('results/'):]}/multiqc_report.html" in docs, "the MultiQC report is not in docs/output.md"
     assert re.search(r"^## MultiQC", (ROOT / "docs" / "output.md").read_text(), re.M), "docs/output.md has no MultiQC section"

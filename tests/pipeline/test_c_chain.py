@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nfmodel
-from conftest import CHUNK, MODELS, REF, ROOT, SAMPLE, test_params
+from conftest import CHUNK, MODELS, REF, ROOT, SAMPLE, pipeline_params
 from virnucpro.h5io import read_matrix
 from virnucpro.shards_check import read_frames_tag
 
@@ -50,7 +50,7 @@ def test_chained_tables_equal_the_original(chain: dict) -> None:
 
 
 def _task(folder: str, inputs: list, task_dir: Path) -> nfmodel.TaskResult:
-    return nfmodel.run_task(nfmodel.load_module(ROOT, folder), inputs, task_dir, params=test_params(), check=False)
+    return nfmodel.run_task(nfmodel.load_module(ROOT, folder), inputs, task_dir, params=pipeline_params(), check=False)
 
 
 def test_merge_script_refuses_another_shards_protein(chain: dict, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_real_outputs_publish_where_docs_say(chain: dict) -> None:
     """The real scripts' file names (not only the stubs') land on the documented paths."""
     from test_b_module_scripts import _normalise, docs_published, published
 
-    params = test_params(save_shards=True, save_embeddings=True, save_frames=True)
+    params = pipeline_params(save_shards=True, save_embeddings=True, save_frames=True)
     docs = docs_published()
     for proc in ("PREPARE", "EMBED_DNA", "EMBED_PROTEIN", "MERGE", "PREDICT", "SUMMARIZE"):
         for result in chain[proc] if isinstance(chain[proc], list) else [chain[proc]]:
