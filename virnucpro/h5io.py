@@ -1,7 +1,8 @@
 """The one HDF5 writer and reader: a dataset ``ids`` (UTF-8) and a float matrix in the row order of ``ids``.
 
 Embed stages write ``embeddings``, merge writes ``features``. Attributes record what produced the rows (model name and
-checksum, precision, dimension, tool version) so a resumed run can tell a reusable file from a stale one. Files are
+checksum, precision, dimension, tool version) so a resumed run can tell a reusable file from a stale one, and what
+they are (``kind``, ``shard``, ``rows``: :mod:`virnucpro.shards_check`) so a file handed to the wrong step is refused. Files are
 written under a temp name and renamed when every row is present; ``complete`` is set last, so a truncated or killed
 write is never read as done.
 """
