@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", required=True, nargs="+", type=Path, help="per-shard frame TSVs from predict, in shard order (any order with --manifest)")
     p.add_argument("--manifest", type=Path, default=None,
                    help="prepare's manifest.json: each table is placed by the shard it says it holds; a shard missing, "
-                        "given twice or from another prepare run is refused (shards without frames may be left out)")
+                        "given twice or from another prepare run is refused (shards without frames may be left out); default: tables "
+                        "taken in the order given, unchecked")
     p.add_argument("--inputs", required=True, nargs="+", type=Path, metavar="INPUT.fa",
                    help="the FASTA files given to prepare, same order (their sequences go into virus.fna)")
     p.add_argument("--chunk-length", required=True, type=int, choices=CHUNK_LENGTHS,
