@@ -1040,7 +1040,7 @@ def check_workflow_contract(root: Path = ROOT) -> list[Finding]:
         findings.append(Finding("workflow", "workflows/virnucpro.nf", "groupKey must be groupKey(meta.id, meta.n_shards as int): a sample waits for all its shards"))
     if not re.search(r"n_shards:\s*kept\.size\(\)", wf):
         findings.append(Finding("workflow", "workflows/virnucpro.nf", "n_shards must count the shards actually embedded (kept.size())"))
-    for needle in ("PREPARE.out.reads\n        .join(ch_samplesheet", ".join(ch_frames"):
+    for needle in ("PREPARE.out.reads\n        .join(PREPARE.out.manifest", ".join(ch_samplesheet", ".join(ch_frames"):
         if needle not in wf:
             findings.append(Finding("workflow", "workflows/virnucpro.nf", f"SUMMARIZE inputs must meet by sample id with join: missing {needle!r}"))
     return findings

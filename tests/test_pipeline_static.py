@@ -379,7 +379,7 @@ def test_gpu_contract_catches(pipeline_copy, rel, old, new, needle):
          "EMBED_DNA.out.h5.mix(EMBED_PROTEIN.out.h5)", "mixed"),
         ("groupKey(meta.id, meta.n_shards as int)", "groupKey(meta.id, 1)", "groupKey"),
         ("n_shards: kept.size()", "n_shards: pairs.size()", "kept.size()"),
-        ("PREPARE.out.reads\n        .join(ch_samplesheet", "PREPARE.out.reads\n        .combine(ch_samplesheet", "join"),
+        ("PREPARE.out.reads\n        .join(PREPARE.out.manifest", "PREPARE.out.reads\n        .combine(PREPARE.out.manifest", "join"),
     ],
 )
 def test_workflow_contract_catches(pipeline_copy, old, new, needle):

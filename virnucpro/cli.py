@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
              "reads.tsv (call and status for every input read), plus virus_summary.tsv (call and confidence per "
              "read), virus_regions.tsv (viral runs of windows), virus.fna and report.html (docs/output.md).")
     p.add_argument("--reads", required=True, type=Path, help="reads.tsv written by prepare")
-    p.add_argument("--frames", required=True, nargs="+", type=Path, help="per-shard frame TSVs from predict, in shard order")
+    p.add_argument("--frames", required=True, nargs="+", type=Path, help="per-shard frame TSVs from predict, in shard order (any order with --manifest)")
+    p.add_argument("--manifest", type=Path, default=None,
+                   help="prepare's manifest.json: each table is placed by the shard it says it holds; a shard missing, "
+                        "given twice or from another prepare run is refused (shards without frames may be left out); default: tables "
+                        "taken in the order given, unchecked")
     p.add_argument("--inputs", required=True, nargs="+", type=Path, metavar="INPUT.fa",
                    help="the FASTA files given to prepare, same order (their sequences go into virus.fna)")
     p.add_argument("--chunk-length", required=True, type=int, choices=CHUNK_LENGTHS,

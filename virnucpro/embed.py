@@ -43,6 +43,7 @@ from virnucpro.fasta import read_fasta
 from virnucpro.h5io import STORE_DTYPES, MatrixWriter
 from virnucpro.models.layers import ATTENTION_MODES, LoadedEncoder
 from virnucpro.progress import progress_bar
+from virnucpro.shards_check import source_attrs
 
 log = logging.getLogger("virnucpro")
 
@@ -219,6 +220,7 @@ class Embedder:
             "dim": self.dim,
             "kind": self.kind,
             "tokens_per_batch": tpb,
+            **source_attrs(input_fa),  # shard identity, checked by merge (virnucpro.shards_check)
         }
         stats: dict[str, Any] = {"batches": 0, "padded_tokens": 0, "oom_retries": 0, "too_large": 0}
         counts = {"sequences": 0, "tokens": 0}

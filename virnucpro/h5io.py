@@ -1,7 +1,8 @@
 """The one HDF5 writer and reader: a dataset ``ids`` (UTF-8) and a float matrix in the row order of ``ids``.
 
 Embed stages write ``embeddings``, merge writes ``features``. Attributes record what produced the rows (model name and
-checksum, precision, dimension, tool version) so a resumed run can tell a reusable file from a stale one. Files are
+checksum, precision, dimension, tool version) so a resumed run can tell a reusable file from a stale one, and what
+they are (``kind``, ``shard``, ``rows``: :mod:`virnucpro.shards_check`) so a file handed to the wrong step is refused. Files are
 written under a temp name and renamed when every row is present; ``complete`` is set last, so a truncated or killed
 write is never read as done.
 """
@@ -218,6 +219,8 @@ class MatrixReader:
             name = dataset or ("features" if "features" in self._fh else "embeddings")
             if "ids" not in self._fh or name not in self._fh:
                 raise InputError(f"{self.path}: not a virnucpro HDF5 file (needs datasets 'ids' and '{name}')")
+            #: the matrix's dataset: ``features`` (merge) or ``embeddings`` (embed stages)
+            self.dataset = name
             self.attrs = {k: _plain(v) for k, v in self._fh.attrs.items()}
             # Only the datasets are the documented layout; our attributes are optional, so a file written by another
             # tool is read. What is refused: a file explicitly marked unfinished, or one that contradicts itself.

@@ -19,6 +19,7 @@ from virnucpro.atomic import atomic_text
 from virnucpro.errors import InputError, NumericError
 from virnucpro.h5io import MatrixReader, MatrixWriter
 from virnucpro.models.classifier import MLPClassifier, check_classifier, load_classifier
+from virnucpro.shards_check import KIND_FEATURES, check_kind, check_pair, frames_tag
 
 log = logging.getLogger("virnucpro.predict")
 
@@ -38,6 +39,7 @@ def merge_features(dna: Path, protein: Path, output: Path) -> Path:
     then gives their reads a status instead of scores.
     """
     with MatrixReader(dna, "embeddings") as d, MatrixReader(protein, "embeddings") as p:
+        shard = check_pair(dna, d.attrs, protein, p.attrs)
         for path, ids in ((dna, d.ids), (protein, p.ids)):
             dup = _duplicates(ids)
             if dup:
@@ -66,6 +68,10 @@ def merge_features(dna: Path, protein: Path, output: Path) -> Path:
             "protein_dim": p.dim,
             "precision": f"{d.attrs.get('precision', '')}/{p.attrs.get('precision', '')}",
             "frames_not_embedded": len(dropped),
+            "kind": KIND_FEATURES,
+            **({"shard": shard} if shard else {}),
+            "nuc_sha256": d.attrs.get("source_sha256", ""),
+            "prot_sha256": p.attrs.get("source_sha256", ""),
         }
         out_ids = [sid for sid, k in zip(d.ids, keep) if k]
         with MatrixWriter(output, out_ids, d.dim + p.dim, dataset="features", attrs=attrs) as writer:
@@ -91,23 +97,41 @@ def score_features(model: MLPClassifier, features: np.ndarray, device: str = "cp
         return torch.softmax(logits, dim=1).float().cpu().numpy()
 
 
+def open_features(features: Path) -> MatrixReader:
+    """Open a features file, refusing (naming its shard) an embedding file or anything else handed in its place."""
+    reader = MatrixReader(features)
+    try:
+        check_kind(features, reader.attrs, KIND_FEATURES)
+        if reader.dataset != "features":
+            raise InputError(f"{features}: not a features file (needs datasets 'ids' and 'features'; this is an embedding file)")
+    except InputError:
+        reader.close()
+        raise
+    return reader
+
+
 def iter_scored(features: Path, classifier: Path, batch_size: int = 256, device: str = "cpu") -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(frame_id, probabilities)`` in feature-file order."""
+    with open_features(features) as reader:
+        yield from _score_reader(reader, classifier, batch_size, device)
+
+
+def _score_reader(reader: MatrixReader, classifier: Path, batch_size: int, device: str) -> Iterator[tuple[str, np.ndarray]]:
+    features = reader.path
     model = load_classifier(classifier)
-    with MatrixReader(features, "features") as reader:
-        if reader.dim != model.input_dim:
-            raise InputError(
-                f"{features}: features have {reader.dim} columns but {classifier} expects {model.input_dim}"
-                " (wrong models for this classifier?)"
-            )
-        for _, ids, block in reader.blocks(max(batch_size, 1) * 64):
-            for start in range(0, len(ids), batch_size):
-                probs = score_features(model, block[start : start + batch_size], device)
-                bad = ~np.isfinite(probs).all(axis=1)
-                if bad.any():
-                    names = [ids[start + i] for i in np.flatnonzero(bad)[:5]]
-                    raise NumericError(f"{features}: non-finite scores for {int(bad.sum())} frame(s), e.g. {names}")
-                yield from zip(ids[start : start + batch_size], probs)
+    if reader.dim != model.input_dim:
+        raise InputError(
+            f"{features}: features have {reader.dim} columns but {classifier} expects {model.input_dim}"
+            " (wrong models for this classifier?)"
+        )
+    for _, ids, block in reader.blocks(max(batch_size, 1) * 64):
+        for start in range(0, len(ids), batch_size):
+            probs = score_features(model, block[start : start + batch_size], device)
+            bad = ~np.isfinite(probs).all(axis=1)
+            if bad.any():
+                names = [ids[start + i] for i in np.flatnonzero(bad)[:5]]
+                raise NumericError(f"{features}: non-finite scores for {int(bad.sum())} frame(s), e.g. {names}")
+            yield from zip(ids[start : start + batch_size], probs)
 
 
 def frame_row(frame_id: str, probs: np.ndarray) -> str:
@@ -117,11 +141,18 @@ def frame_row(frame_id: str, probs: np.ndarray) -> str:
 
 
 def predict_frames(features: Path, classifier: Path, output: Path, batch_size: int = 256, device: str = "cpu") -> int:
-    """Write the per-frame table (original ``prediction_results.txt`` format); returns the number of rows."""
+    """Write the per-frame table (original ``prediction_results.txt`` format); returns the number of rows.
+
+    Features of a prepared shard put the shard's identity line first (:func:`virnucpro.shards_check.frames_tag`),
+    so summarize can tell which shard a table holds whatever its file name.
+    """
     n = 0
-    with atomic_text(output) as out:
+    with open_features(features) as reader, atomic_text(output) as out:
+        tag = frames_tag(reader.attrs, len(reader.ids))
+        if tag:
+            out.write(tag + "\n")
         out.write("\t".join(FRAMES_HEADER) + "\n")
-        for frame_id, probs in iter_scored(features, classifier, batch_size, device):
+        for frame_id, probs in _score_reader(reader, classifier, batch_size, device):
             out.write(frame_row(frame_id, probs) + "\n")
             n += 1
     log.info("scored %d frames → %s", n, output)

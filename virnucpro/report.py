@@ -22,7 +22,7 @@ from virnucpro.calls import (
     CALL_NA, CALL_OTHERS, CALL_VIRUS, CONFIDENCE_TIERS, HIGH_MIN_COVERAGE, MIN_CALL_COVERAGE, NOTE_FRAME,
     NOTE_LOW_COVERAGE, NOTE_SHORT, ReadCall,
 )
-from virnucpro.prepare import STATUS_DUPLICATE
+from virnucpro.readstable import STATUS_DUPLICATE
 from virnucpro.regions import Region
 from virnucpro.sample_warnings import plural
 

@@ -47,6 +47,7 @@ from virnucpro.fasta import STDIN, check_input, display_name
 from virnucpro.h5io import h5_is_complete
 from virnucpro.lock import folder_lock
 from virnucpro.predict import merge_features, predict_frames
+from virnucpro.shards_check import tables_by_shard
 from virnucpro.prepare import MAX_SHARDS, default_workers, prepare, prepare_parameters
 from virnucpro.models.classifier import check_classifier
 from virnucpro.summarize import OUTPUT_FILES, sample_name, summarize
@@ -529,7 +530,7 @@ def _run_locked(cfg: RunConfig, outdir: Path, checks: RunChecks, clock: StageClo
                            ("merge+predict", cheap_seconds)):
         clock.record(stage, seconds)
     with clock("summarize"):
-        counts = summarize(prep_dir / "reads.tsv", tables, outdir, inputs=cfg.inputs, chunk_length=cfg.chunk_length,
+        counts = summarize(prep_dir / "reads.tsv", tables_by_shard(manifest, tables), outdir, inputs=cfg.inputs, chunk_length=cfg.chunk_length,
                            title=sample_name(cfg.inputs), run_warnings=checks.warnings)
     run_manifest = {
         "tool": "virnucpro",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from virnucpro.calls import MIN_CALL_COVERAGE, STATUS_NOT_EMBEDDED, STATUS_PARTIAL
-from virnucpro.prepare import STATUS_DUPLICATE, STATUS_INVALID
+from virnucpro.readstable import STATUS_DUPLICATE, STATUS_INVALID
 
 #: Read ids kept per reason (the report and summary.json list them as examples).
 EXAMPLES = 5

@@ -34,10 +34,11 @@ from virnucpro.calls import (
 from virnucpro.errors import InputError
 from virnucpro.fasta import FastaRecord, read_fasta, write_record
 from virnucpro.predict import FRAMES_HEADER, format_score
-from virnucpro.prepare import STATUS_DUPLICATE, STATUS_INVALID, read_reads_table
+from virnucpro.readstable import STATUS_DUPLICATE, STATUS_INVALID, read_reads_table
 from virnucpro.regions import KIND_WHOLE, Region, find_regions, window_spans
 from virnucpro.report import ReportBuilder
 from virnucpro.sample_warnings import REASON_RNA, REASON_SHORT, REASON_TOO_LITTLE, STATUS_REASONS, SampleWarnings, plural
+from virnucpro.shards_check import FRAMES_TAG, tables_by_shard
 
 log = logging.getLogger("virnucpro.summarize")
 
@@ -85,6 +86,8 @@ def read_frame_table(path: Path) -> Iterator[FrameScore]:
         raise InputError(f"{path}: cannot open frame table ({exc.strerror})") from None
     with fh:
         header = fh.readline().rstrip("\n").split("\t")
+        if header[0].startswith(FRAMES_TAG):  # the shard identity line (virnucpro.shards_check)
+            header = fh.readline().rstrip("\n").split("\t")
         if tuple(header) != FRAMES_HEADER:
             raise InputError(f"{path}: not a frame prediction table (header {header})")
         for lineno, line in enumerate(fh, start=2):
@@ -277,7 +280,8 @@ def summarize(
         stack.callback(windows.cleanup)
         # the sample's tables appear together or not at all (never this run's next to an earlier run's)
         tables = stack.enter_context(atomic_group())
-        shard_iters = [_Peekable(read_frame_table(Path(p))) for p in frame_tables]
+        # None: a shard without frames that was not scored (see virnucpro.shards_check.tables_by_shard)
+        shard_iters = [_Peekable(read_frame_table(Path(p)) if p is not None else iter(())) for p in frame_tables]
         records = _input_records(inputs)
         frames_out = tables.text(outdir / FRAMES_FILE)
         reads_out = tables.text(outdir / READS_FILE)
@@ -409,5 +413,6 @@ def _write_read(out: TextIO, row: dict[str, str], frames: int, scored: int, vira
 
 def cli_summarize(args: argparse.Namespace) -> int:
     """``virnucpro summarize``."""
-    summarize(args.reads, args.frames, args.outdir, inputs=args.inputs, chunk_length=args.chunk_length)
+    tables = tables_by_shard(args.manifest, args.frames) if args.manifest else args.frames
+    summarize(args.reads, tables, args.outdir, inputs=args.inputs, chunk_length=args.chunk_length)
     return 0

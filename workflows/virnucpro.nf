@@ -182,12 +182,14 @@ workflow VIRNUCPRO {
             [ key.toString(), metas[0], sorted ]
         }
 
-    // reads.tsv and the sample's FASTA files (same order as given to PREPARE) meet the frames by sample id
+    // reads.tsv, manifest.json and the sample's FASTA files (same order as given to PREPARE) meet the frames by
+    // sample id; SUMMARIZE checks every table against the manifest (a shard missing or given twice is refused)
     def ch_summarize = PREPARE.out.reads
+        .join(PREPARE.out.manifest, failOnDuplicate: true, failOnMismatch: true)
         .join(ch_samplesheet, failOnDuplicate: true, failOnMismatch: true)
-        .map { meta, reads, fastas -> [ meta.id, reads, fastas ] }
+        .map { meta, reads, manifest, fastas -> [ meta.id, reads, manifest, fastas ] }
         .join(ch_frames, failOnDuplicate: true, failOnMismatch: true)
-        .map { _id, reads, fastas, meta, frames -> [ meta, reads, frames, fastas ] }
+        .map { _id, reads, manifest, fastas, meta, frames -> [ meta, reads, manifest, frames, fastas ] }
 
     SUMMARIZE(ch_summarize, chunk_length)
 

@@ -7,8 +7,9 @@ process SUMMARIZE {
     input:
     // frames: per-shard TSVs already sorted by shard number (workflows/virnucpro.nf), so the command line,
     // and with it the -resume hash, is the same on every run; fasta: the sample's files in PREPARE's order,
-    // staged apart like there (their sequences go into virus.fna)
-    tuple val(meta), path(reads, stageAs: 'prepare/reads.tsv'), path(frames, stageAs: 'frames/*'), path(fasta, stageAs: 'input/?/*')
+    // staged apart like there (their sequences go into virus.fna); manifest: PREPARE's, so summarize places each
+    // table by the shard it says it holds and refuses a shard missing or given twice
+    tuple val(meta), path(reads, stageAs: 'prepare/reads.tsv'), path(manifest, stageAs: 'prepare/manifest.json'), path(frames, stageAs: 'frames/*'), path(fasta, stageAs: 'input/?/*')
     val chunk_length
 
     output:
@@ -31,6 +32,7 @@ process SUMMARIZE {
     """
     virnucpro summarize \\
         --reads ${reads} \\
+        --manifest ${manifest} \\
         --frames ${frames} \\
         --inputs ${fasta} \\
         --chunk-length ${chunk_length} \\
