@@ -56,7 +56,7 @@ def _safetensors_shapes(path: Path) -> dict[str, _Shape]:
 def check_dnabert(spec: str) -> tuple[Path, int]:
     """Validate a DNABERT-S folder (or hub id) without building the model; returns (folder, hidden size)."""
     folder = dnabert.resolve_folder(spec)
-    config_path, tokenizer_path, weights_path = dnabert._model_files(folder)
+    config_path, tokenizer_path, weights_path = dnabert.model_files(folder)
     config = dnabert.DnaBertConfig.from_json(config_path)
     dnabert.DnaTokenizer(tokenizer_path, config.vocab_size)
     if weights_path.name.endswith(".safetensors"):

@@ -4,11 +4,13 @@ safetensors form of ESM-2 that ``virnucpro models convert`` writes.
 Every loader (ESM-2, DNABERT-S ``pytorch_model.bin``, the classifier, the cheap up-front checks, ``models convert``)
 reads through this one module, so what counts as a safe file is decided in one place.
 
-The published ESM-2 checkpoints (omegaconf objects in ``cfg``) and VirNucPro classifiers (a whole pickled
-``__main__.MLPClassifier`` module) cannot be read by ``torch.load(weights_only=True)`` as they are. Instead of turning
-the safety off, we keep torch's restricted unpickler and allow-list exactly the class names these files contain,
-mapping each to :class:`PickledObject`, an inert record of the constructor arguments and state. No class from the file
-is imported or run; any other global makes the load fail with :class:`~virnucpro.errors.ModelError` naming it.
+fair-esm ESM-2 checkpoints (an ``argparse.Namespace`` in ``cfg`` in the published files, omegaconf objects in files
+written through omegaconf; docs/models.md) and VirNucPro classifiers (a whole pickled ``__main__.MLPClassifier``
+module) cannot be read by ``torch.load(weights_only=True)`` as they are. Instead of turning the safety off, we keep
+torch's restricted unpickler and allow-list exactly the classes these files contain: each foreign class becomes
+:class:`PickledObject`, an inert record of the constructor arguments and state (``argparse.Namespace``, plain data, is
+allowed as itself). No class from the file is imported or run; any other global makes the load fail with
+:class:`~virnucpro.errors.ModelError` naming it.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ ESM_GLOBALS: tuple[Any, ...] = BASIC_GLOBALS + ((object, "typing.Any"), int, flo
 
 
 def load_esm_pickle(path: str | os.PathLike[str], what: str = "ESM-2 checkpoint") -> Any:
-    """A fair-esm ``.pt`` checkpoint, unpickled with the ESM-2 allow-list (omegaconf stand-ins + plain types)."""
+    """A fair-esm ``.pt`` checkpoint, unpickled with the ESM-2 allow-list (omegaconf stand-ins, ``argparse.Namespace``,
+    plain types)."""
     return safe_torch_load(path, OMEGACONF_STAND_INS, ESM_GLOBALS, what=what)
 
 

@@ -351,7 +351,7 @@ def _whole_word_tokenizer(tokenizer: Any) -> Any:
     return Tokenizer.from_str(json.dumps(raw))
 
 
-def _model_files(folder: Path) -> tuple[Path, Path, Path]:
+def model_files(folder: Path) -> tuple[Path, Path, Path]:
     """config.json, tokenizer.json and the weight file that will be read (safetensors preferred)."""
     config_path, tokenizer_path = folder / "config.json", folder / "tokenizer.json"
     for needed in (config_path, tokenizer_path):
@@ -365,7 +365,7 @@ def _model_files(folder: Path) -> tuple[Path, Path, Path]:
 
 def model_checksum(spec: str) -> str:
     """Digest over config, tokenizer and weights: what determines the embeddings."""
-    return tree_sha256(list(_model_files(resolve_folder(spec))))
+    return tree_sha256(list(model_files(resolve_folder(spec))))
 
 
 def load_dnabert(
@@ -373,7 +373,7 @@ def load_dnabert(
 ) -> LoadedEncoder:
     """Load a DNABERT-S folder or hub id strictly; any key or shape that does not map is a :class:`ModelError`."""
     folder = resolve_folder(spec)
-    config_path, tokenizer_path, weights_path = _model_files(folder)
+    config_path, tokenizer_path, weights_path = model_files(folder)
     config = DnaBertConfig.from_json(config_path)
     tokenizer = DnaTokenizer(tokenizer_path, config.vocab_size)
     state = map_weights(load_weights(weights_path), config, str(weights_path))
