@@ -176,7 +176,7 @@ def test_nan_in_a_later_chunk_is_refused_and_nothing_written(tmp_path: Path) -> 
     real_step = embedder.step
     calls = 0
 
-    def step(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def step(ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
         nonlocal calls
         calls += 1
         means = real_step(ids, mask)

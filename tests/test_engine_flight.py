@@ -241,7 +241,7 @@ class _NoHostSync(TorchDispatchMode):
 
 
 def _pool_step(table: torch.Tensor):
-    def step(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def step(ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
         weights = mask.to(torch.float32)
         return (table[ids] * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)
     return step
@@ -291,7 +291,7 @@ def test_empty_cache_runs_after_the_failed_batch_is_released() -> None:
     refs: list[weakref.ref] = []
     table = torch.randn(50, 8)
 
-    def step(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def step(ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
         hidden = table[ids] * 2.0  # an activation of the failed forward
         if len(ids) > 1:
             refs.extend([weakref.ref(ids), weakref.ref(mask), weakref.ref(hidden)])
@@ -307,3 +307,27 @@ def test_empty_cache_runs_after_the_failed_batch_is_released() -> None:
     assert sorted(int(r) for _, rows, _ in out for r in rows) == [0, 1, 2, 3]
     assert len(recorder.alive_at_empty_cache) == 3 == loop.stats["oom_retries"]  # 4 → 2 + 2 → 1 + 1 + 1 + 1
     assert recorder.alive_at_empty_cache == [0, 0, 0]
+
+
+def test_model_is_told_from_the_host_whether_a_batch_is_padded(tmp_path: Path) -> None:
+    """The engine passes ``padded=False`` for batches whose rows all have one length (known from the host lengths),
+    so the model skips its mask and ALiBi bias without inspecting the device mask; embeddings are unchanged."""
+    fasta = tmp_path / "mixed.fa"
+    fasta.write_text(">a\n" + "ACGT" * 30 + "\n>b\n" + "ACGT" * 30 + "\n>c\n" + "ACGTTG" * 35 + "\n>d\n" + "ACGTTG" * 35 + "\n")
+    embedder = load_embedder("dna", str(DNABERT_DIR), device="cpu", chunk_size=8)
+    module = embedder.encoder.module
+    seen: list[tuple[bool, int]] = []
+    real_forward = module.forward
+
+    def recording(ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        seen.append((padded, int((~mask).sum())))
+        return real_forward(ids, mask, padded=padded)
+
+    module.forward = recording  # type: ignore[method-assign]
+    embedder.embed_fasta(fasta, tmp_path / "pairs.h5", tokens_per_batch=60, progress=False)  # batches of equal reads
+    embedder.embed_fasta(fasta, tmp_path / "one.h5", tokens_per_batch=100_000, progress=False)  # one mixed batch
+    assert any(not padded for padded, _ in seen) and any(padded for padded, _ in seen)
+    assert all(padded == (pads > 0) for padded, pads in seen)  # padded exactly when the mask has padding
+    pairs, one = _Table(tmp_path / "pairs.h5"), _Table(tmp_path / "one.h5")
+    assert pairs.ids == one.ids
+    np.testing.assert_allclose(pairs.matrix, one.matrix, rtol=0, atol=1e-5)

@@ -115,13 +115,15 @@ class Embedder:
 
     # -- device step -----------------------------------------------------------------------------------------------
 
-    def step(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Pooled float32 means ``[n, dim]`` of a padded batch already on the device (a no-op in host-only mode)."""
+    def step(self, ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
+        """Pooled float32 means ``[n, dim]`` of a padded batch already on the device (a no-op in host-only mode).
+
+        ``padded=False`` (no row of the batch is padded, known on the host) lets the model skip its mask and bias."""
         if self.host_only:  # one zero block, sliced: the no-op must cost nothing (rows are copied out before reuse)
             if self._zeros is None or self._zeros.shape[0] < ids.shape[0] or self._zeros.device != ids.device:
                 self._zeros = torch.zeros((max(ids.shape[0], 1024), self.dim), dtype=torch.float32, device=ids.device)
             return self._zeros[: ids.shape[0]]
-        return self.encoder.pool(self.encoder.module(ids, mask), mask)
+        return self.encoder.pool(self.encoder.module(ids, mask, padded=padded), mask)
 
     def _loop(self, on_too_large: Callable[[TokenChunk, np.ndarray], None] | None, stats: dict[str, Any]) -> DeviceLoop:
         return DeviceLoop(
@@ -142,8 +144,9 @@ class Embedder:
     @torch.inference_mode()
     def forward_host_batch(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
         """Mean embeddings ``[n, dim]`` (float32) of a batch made by :meth:`host_batch` (synchronous)."""
+        padded = not bool(mask.all())  # the host copy: no device sync
         ids, mask = ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
-        return self.step(ids, mask).cpu().numpy()
+        return self.step(ids, mask, padded).cpu().numpy()
 
     def embed_batch(self, tokens: Sequence[np.ndarray], pad_to: int | None = None) -> np.ndarray:
         """Mean embeddings ``[n, dim]`` (float32) of one padded batch; ``pad_to`` adds extra padding (tests)."""

@@ -9,5 +9,5 @@
 * :mod:`~virnucpro.engine.sink` restores input order and writes from a background thread.
 
 :class:`virnucpro.embed.Embedder` wires them to a loaded encoder; the engine itself knows nothing of models beyond a
-``step(ids, mask) → means`` function and a pad id.
+``step(ids, mask, padded) → means`` function and a pad id.
 """

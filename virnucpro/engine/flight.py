@@ -33,8 +33,9 @@ from virnucpro.errors import VirNucProError
 
 log = logging.getLogger("virnucpro")
 
-#: ``step(ids, mask)`` on the device → pooled float32 means ``[n, dim]`` on the device.
-Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``step(ids, mask, padded)`` on the device → pooled float32 means ``[n, dim]`` on the device. ``padded`` is False
+#: when no row of the batch is padded, known on the host from the lengths, so the model need not ask the device.
+Step = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
 #: Test hook: called with the input rows and token lengths of each batch right before its forward pass; raising
 #: ``torch.OutOfMemoryError`` (or a ``RuntimeError`` with an OOM text) there exercises the back-off on CPU. ``None`` in production.
 FaultHook = Callable[[np.ndarray, np.ndarray], None]
@@ -57,6 +58,7 @@ class HostBatch:
     rows: np.ndarray
     ids: torch.Tensor | None = None
     mask: torch.Tensor | None = None
+    padded: bool = True
 
 
 @dataclass
@@ -70,9 +72,10 @@ class PreparedChunk:
 def build_batch(chunk: TokenChunk, rows: np.ndarray, pad_id: int, pin: bool) -> HostBatch:
     """Pad ``rows`` of ``chunk``; pinned when the device is CUDA so the host→device copy is asynchronous."""
     ids, mask = pad_rows(chunk, rows, pad_id)
+    lengths = chunk.lengths[rows]
     if pin:
         ids, mask = ids.pin_memory(), mask.pin_memory()
-    return HostBatch(rows, ids, mask)
+    return HostBatch(rows, ids, mask, padded=bool(lengths.min() != lengths.max()))
 
 
 @dataclass
@@ -173,7 +176,7 @@ class DeviceLoop:
         assert batch.ids is not None and batch.mask is not None
         ids = batch.ids.to(self.device, non_blocking=True)
         mask = batch.mask.to(self.device, non_blocking=True)
-        means = self.step(ids, mask)
+        means = self.step(ids, mask, batch.padded)
         return _Flight(chunk, batch.rows, self.transfer.send(means, (batch.ids, batch.mask)))
 
     def _land(self, flight: _Flight) -> Iterator[tuple[TokenChunk, np.ndarray, np.ndarray]]:
