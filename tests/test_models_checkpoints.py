@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import pickle
 import fractions
 import pickletools
 import shutil
@@ -140,3 +141,21 @@ def test_keys_that_do_not_map_are_refused_by_their_file_names(tmp_path: Path, ex
     with pytest.raises(ModelError) as err:
         load_embedder("dna", str(folder), device="cpu", precision="fp32")
     assert named in str(err.value) and "pytorch_model.bin" in str(err.value)
+
+
+def test_refusal_never_passes_on_torchs_advice_to_turn_safety_off(tmp_path, monkeypatch) -> None:
+    """torch's refusal text offers ``weights_only=False``; our one line says what is wrong and nothing of that."""
+    path = tmp_path / "odd.pt"
+    path.write_bytes(b"not used")
+
+    def refuse(*_args, **_kwargs):
+        raise pickle.UnpicklingError(
+            "Weights only load failed. This file can still be loaded, to do so you have two options.\n"
+            "(1) Re-running `torch.load` with `weights_only` set to `False` will likely succeed")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    with pytest.raises(ModelError) as info:
+        load_esm_pickle(path)
+    message = str(info.value)
+    assert "weights_only" not in message and "still be loaded" not in message
+    assert str(path) in message and "refused" in message

@@ -68,7 +68,8 @@ def safe_torch_load(
     except pickle.UnpicklingError as exc:
         message = str(exc)
         found = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", message, re.IGNORECASE)
-        detail = f"it references {found.group(1)}, which is not allowed" if found else message.splitlines()[0]
+        # torch's own text goes on to offer turning the safety off: never pass that on
+        detail = f"it references {found.group(1)}, which is not allowed" if found else "it needs code to be run to load"
         raise ModelError(f"{path}: refused to load {what}: {detail} (files are loaded without running code)") from None
     # garbage bytes reach torch's legacy-format unpickler, which fails with whatever its stack machine hits
     # (IndexError, KeyError, TypeError, ...): any of them means "not a readable checkpoint", never a traceback
