@@ -113,3 +113,13 @@ def test_params_reach_the_task_inputs() -> None:
     assert "params.protein_tokens_per_batch" in expand(args["EMBED_PROTEIN"][2])
     for proc, k in (("PREPARE", 1), ("PREDICT", 2), ("SUMMARIZE", 1)):
         assert args[proc][k].strip() == "chunk_length", f"{proc} does not get the workflow's chunk_length"
+
+
+def test_each_process_gets_its_own_model() -> None:
+    """A model channel swapped between processes (DNABERT-S given to ESM-2, ...) would load the wrong weights."""
+    main = wiring.workflow_main(ROOT)
+    args = {c.process: c.args for c in wiring.calls(main)}
+    for proc, k, word, others in (("EMBED_DNA", 1, "dnabert", ("esm", "classifier")), ("EMBED_PROTEIN", 1, "esm", ("dnabert", "classifier")),
+                                  ("PREDICT", 1, "classifier", ("dnabert", "esm"))):
+        arg = args[proc][k]
+        assert word in arg and not any(o in arg for o in others), f"{proc} argument {k + 1} is {arg!r}, not the {word} model"

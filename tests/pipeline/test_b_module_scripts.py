@@ -43,7 +43,7 @@ def _inputs(mod: nfmodel.Module, tmp: Path, chunk: int = 500) -> list:
             table = vals if el.kind == "val" else files
             assert el.arg in table, f"{mod.name}: no test value for input {el.arg!r} (add one to _inputs)"
             value = table[el.arg]
-            if el.arg == "fasta" and "?" in el.options.get("stageAs", ""):
+            if el.arg == "fasta" and mod.name in ("PREPARE", "SUMMARIZE"):
                 # two files of one sample with the same name: staged apart (input/1/, input/2/) or a collision
                 value = [ROOT / "tests" / "data" / "pipeline" / lane / "reads.fa" for lane in ("lane1", "lane2")]
             if mod.name == "EMBED_PROTEIN" and el.arg == "model":
