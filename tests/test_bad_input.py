@@ -80,6 +80,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "notfasta.fa").write_text("sequence_id,sequence\nr1,ACGT\n")
     (d / "latin1.fa").write_bytes(b">r1\nACGTACGT\n>r2\nACGT\n>r3 caf\xe9 sample\nACGT\n")
     shutil.copy(expected(500) / "identified_protein.faa", d / "protein.fa")
+    (d / "aligned.fa").write_text(">a\nACGT--ACGTACGTAC---GTACGGT\n>b\nACG-TACGTTTGACCA..\n")
     (d / "rna.fa").write_text("".join(line if line.startswith(">") else line.replace("T", "U").replace("t", "u")
                                       for line in INPUT_FA.read_text().splitlines(keepends=True)))
     (d / "alln.fa").write_text(">allN\n" + "N" * 600 + "\n" + "\n".join(INPUT_FA.read_text().splitlines()[:6]) + "\n")
@@ -276,6 +277,7 @@ def test_folder_locked_by_another_process(tmp_path: Path, capsys: pytest.Capture
     ("truncated.fa.gz", "truncated.fa.gz: cannot read past record"),
     ("latin1.fa", "latin1.fa: record 3 (r3), line 5"),
     ("protein.fa", "is this a protein FASTA?"),
+    ("aligned.fa", "aligned.fa: 2 of 2 records hold alignment gaps (e.g. record 1 (a) has '-'); VirNucPro needs unaligned"),
 ])
 def test_bad_content_is_one_line_exit_2(name: str, needle: str, bad: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, err = call(run_args([bad / name], tmp_path / "out"), capsys)

@@ -155,7 +155,7 @@ def _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shar
         for path in inputs:
             label = input_label(path)
             records = rna = not_dna = nonempty = 0
-            example = ""
+            example, gaps = "", False
             with InputStream(path) as stream:
                 blocks = read_blocks(stream, block_bytes)
                 for result in runner.map(blocks, chunk_length, label, write_windows, shards.single):
@@ -165,13 +165,19 @@ def _prepare_locked(inputs, outdir, chunk_length, shards, runner, prefix, n_shar
                     rna += result.rna_reads
                     not_dna += result.not_dna
                     nonempty += result.nonempty
-                    example = example or result.not_dna_example
+                    if not example:
+                        example, gaps = result.not_dna_example, result.not_dna_gaps
                     bar.update(n)
                 name = stream.name
                 if records == 0 and not allow_empty:
                     raise InputError(f"{name}: no FASTA records (empty file?)")
                 if records == 0:
                     log.warning("%s: no FASTA records; recorded with 0 reads (--allow-empty)", name)
+                if not_dna > NOT_DNA_FRACTION * nonempty and gaps:
+                    raise InputError(
+                        f"{name}: {not_dna} of {nonempty} records hold alignment gaps ({example}); VirNucPro needs "
+                        "unaligned sequences: remove the gaps first (e.g. seqkit seq -g)"
+                    )
                 if not_dna > NOT_DNA_FRACTION * nonempty:
                     raise InputError(
                         f"{name}: {not_dna} of {nonempty} records hold letters that are not nucleotide codes "

@@ -72,6 +72,8 @@ class BlockResult:
     not_dna: int
     nonempty: int
     not_dna_example: str
+    #: the example's only foreign letters are alignment gaps ('-', '.'): an aligned file, not a protein one
+    not_dna_gaps: bool = False
 
 
 def _letter_classes(joined: bytes, lengths: np.ndarray) -> np.ndarray:
@@ -173,10 +175,12 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
 
     not_dna = np.flatnonzero(worst == 2)
     example = ""
+    gaps = False
     if len(not_dna):
         i = int(not_dna[0])
         letters = invalid_letters(sequences[i].decode("utf-8", "replace"))
         example = f"e.g. record {block.first_record + i} ({ids[i]}) has {letters[:12]!r}"
+        gaps = set(letters) <= set("-.")
     return BlockResult(
         first_record=block.first_record,
         ids=ids,
@@ -196,5 +200,6 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
         not_dna=len(not_dna),
         nonempty=int(np.count_nonzero(lengths)),
         not_dna_example=example,
+        not_dna_gaps=gaps,
     )
 
