@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "summarize", "per-sample tables in the original formats + reads.tsv from shard predictions",
              "Combine the per-shard frame tables of one sample into the original's two tables and a per-read "
              "reads.tsv (call and status for every input read), plus virus_summary.tsv (call and confidence per "
-             "read), virus_regions.tsv (viral runs of windows), virus.fna and report.html (docs/output.md).")
+             "read), virus_regions.tsv (viral runs of windows), virus.fna, report.html and summary.json (counts, "
+             "unscored reads per reason, warnings; docs/output.md).")
     p.add_argument("--reads", required=True, type=Path, help="reads.tsv written by prepare")
     p.add_argument("--frames", required=True, nargs="+", type=Path, help="per-shard frame TSVs from predict, in shard order (any order with --manifest)")
     p.add_argument("--manifest", type=Path, default=None,

@@ -156,8 +156,11 @@ def _declarations(section: str) -> list[Declaration]:
         elements, options = [], {}
         for part in _split_top(line):
             o = re.fullmatch(r"(emit|optional|topic)\s*:\s*(.+)", part)
+            e = re.fullmatch(r"(stageAs|arity)\s*:\s*(.+)", part)  # `path x, stageAs: 'y'` (no parentheses)
             if o:
                 options[o.group(1)] = o.group(2).strip()
+            elif e and elements and elements[-1].kind == "path":
+                elements[-1].options[e.group(1)] = e.group(2).strip()
             else:
                 elements.append(_element(part))
         out.append(Declaration(elements, options))

@@ -29,7 +29,7 @@ def _inputs(mod: nfmodel.Module, tmp: Path, chunk: int = 500) -> list:
         "protein": tmp / "s1_0001.protein.h5", "features": tmp / "s1_0001.features.h5",
         "classifier": MODELS / "classifier.pth", "reads": tmp / "reads.tsv", "manifest": tmp / "manifest.json",
         "frames": [tmp / "s1_0001.frames.tsv", tmp / "s1_0002.frames.tsv"], "dnabert": MODELS / "dnabert",
-        "esm": MODELS / "esm2_t2_tiny.pt", "esm_aux": [], "model_aux": [],
+        "esm": MODELS / "esm2_t2_tiny.pt", "esm_aux": [], "model_aux": [], "store": [],
     }
     vals = {"meta": meta, "chunk_length": chunk, "tokens_per_batch": 2048}
     for f in files.values():

@@ -20,6 +20,7 @@ process SUMMARIZE {
     tuple val(meta), path("${meta.id}/virus_regions.tsv")                 , emit: regions
     tuple val(meta), path("${meta.id}/virus.fna")                         , emit: fasta
     tuple val(meta), path("${meta.id}/report.html")                       , emit: report
+    tuple val(meta), path("${meta.id}/summary.json")                      , emit: json
     // one row per sample for MultiQC (custom content, assets/multiqc_config.yml), counted from virus_summary.tsv
     tuple val(meta), path("${meta.id}_virnucpro_mqc.tsv")                 , emit: mqc
     tuple val("${task.process}"), val('virnucpro'), eval('virnucpro --version | sed "s/^virnucpro //"'), topic: versions, emit: versions_virnucpro
@@ -55,10 +56,11 @@ process SUMMARIZE {
     printf 'Sequence_ID\\tPrediction\\tscore1\\tscore2\\n' > ${meta.id}/prediction_results.txt
     printf 'Modified_ID\\tIs_Virus\\n' > ${meta.id}/prediction_results_highestscore.csv
     printf 'read_id\\tstatus\\n' > ${meta.id}/reads.tsv
-    printf 'read_id\\tlength\\twindows\\twindows_scored\\twindows_viral\\tfraction_viral\\tmean_score\\tmax_score\\tcall\\tconfidence\\tstatus\\tregions\\n' > ${meta.id}/virus_summary.tsv
+    printf 'read_id\\tlength\\twindows\\twindows_scored\\twindows_viral\\tfraction_viral\\tmean_score\\tmax_score\\tcall\\tconfidence\\tstatus\\tregions\\tcoverage\\tviral_bp\\tnotes\\n' > ${meta.id}/virus_summary.tsv
     printf 'read_id\\tstart\\tend\\twindows\\tmean_score\\tkind\\n' > ${meta.id}/virus_regions.tsv
     touch ${meta.id}/virus.fna
     echo '<!DOCTYPE html><title>${meta.id}</title>' > ${meta.id}/report.html
+    echo '{}' > ${meta.id}/summary.json
     printf 'Sample\\treads\\tvirus\\tothers\\tNA\\tvirus_high\\tvirus_medium\\tvirus_low\\n${meta.id}\\t0\\t0\\t0\\t0\\t0\\t0\\t0\\n' > ${meta.id}_virnucpro_mqc.tsv
     """
 }
