@@ -57,7 +57,7 @@ def test_cuda_n_becomes_the_current_device_before_the_model_loads(monkeypatch: p
 
 
 def test_plan_devices_lists_every_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from virnucpro.run import plan_devices
+    from virnucpro.embed_jobs import plan_devices
 
     for name, value in _fake_cuda(3).items():
         monkeypatch.setattr(torch.cuda, name, value)
@@ -67,7 +67,7 @@ def test_plan_devices_lists_every_fake_gpu(monkeypatch: pytest.MonkeyPatch) -> N
 
 def _fake_gpu_worker(index: int, device: str, item: tuple) -> dict:
     """Runs in a spawned pool worker: fake 4 GPUs there, run the pool's real job function, report what it did."""
-    from virnucpro import embed, run
+    from virnucpro import embed, embed_jobs
     from virnucpro.models import dnabert
 
     if not getattr(torch.cuda, "_virnucpro_fake", False):
@@ -76,13 +76,13 @@ def _fake_gpu_worker(index: int, device: str, item: tuple) -> dict:
         torch.cuda._virnucpro_fake = True  # type: ignore[attr-defined]
         dnabert.load_dnabert = _cpu_loader(dnabert.load_dnabert)
         embed.Embedder.embed_fasta = lambda self, *a, **k: {"seconds": 0.0, "sequences": 0, "on": str(self.device)}
-    result = run._embed_job(index, device, item)
+    result = embed_jobs.embed_job(index, device, item)
     time.sleep(0.3)  # long enough that every worker gets jobs
     return {**result, "set_device": list(_calls), "loads": list(dnabert.load_dnabert.seen), "pid": os.getpid()}
 
 
 def test_each_pool_worker_makes_its_own_gpu_current(tmp_path: Path) -> None:
-    from virnucpro.run import EmbedJob, EngineOptions
+    from virnucpro.embed_jobs import EmbedJob, EngineOptions
     from virnucpro.workqueue import run_on_devices
 
     devices = ["cuda:1", "cuda:3"]

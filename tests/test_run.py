@@ -207,14 +207,14 @@ def test_work_queue_stops_on_the_first_error() -> None:
 
 
 def test_plan_devices_lists() -> None:
-    from virnucpro.run import plan_devices
+    from virnucpro.embed_jobs import plan_devices
 
     assert plan_devices("cpu,cpu") == ["cpu", "cpu"] and plan_devices("cpu") == ["cpu"]
 
 
 def test_many_shards_by_default(tmp_path: Path) -> None:
     from virnucpro.cli import RUN_TOKENS_PER_SHARD
-    from virnucpro.run import DEFAULT_TOKENS_PER_SHARD
+    from virnucpro.runconfig import DEFAULT_TOKENS_PER_SHARD
 
     assert RUN_TOKENS_PER_SHARD == DEFAULT_TOKENS_PER_SHARD  # what --help says is what a run does
 

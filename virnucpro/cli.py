@@ -25,7 +25,7 @@ CHUNK_LENGTHS = (300, 500)
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "bf16-mixed", "fp16")
 DEFAULT_DNABERT = "zhihan1996/DNABERT-S"
 DEFAULT_ESM = "esm2_t36_3B_UR50D"
-#: ``run``'s shard size when neither --shards nor --tokens-per-shard is given (virnucpro.run.DEFAULT_TOKENS_PER_SHARD;
+#: ``run``'s shard size when neither --shards nor --tokens-per-shard is given (virnucpro.runconfig.DEFAULT_TOKENS_PER_SHARD;
 #: repeated here so --help does not import the runner).
 RUN_TOKENS_PER_SHARD = 8_000_000
 
