@@ -11,7 +11,8 @@ import pytest
 from conftest import INPUT_FA
 from virnucpro import blockpool
 from virnucpro.blockpool import BlockPool
-from virnucpro.fasta import InputStream, read_blocks
+from virnucpro.fasta import read_blocks
+from virnucpro.instream import InputStream
 from virnucpro.readblock import BlockResult, process_block
 
 ARGS = (300, "in.fa", True, True)  # chunk, label, write_windows, rows

@@ -70,7 +70,8 @@ import sys
 import threading
 
 from virnucpro.checksum import file_sha256
-from virnucpro.fasta import InputStream, check_input, parse_block, read_blocks
+from virnucpro.fasta import parse_block, read_blocks
+from virnucpro.instream import InputStream, check_input
 
 RECORDS = b">r1 first\nACGT\nAC\n>r2\n\n>r3 x y\nNNNacgt\n>r4\nA\n"
 
@@ -239,7 +240,7 @@ def test_compressed_inputs_and_byte_order_mark_are_read_by_content(tmp_path: Pat
     import hashlib
     import lzma
 
-    from virnucpro.fasta import InputStream
+    from virnucpro.instream import InputStream
 
     text = (b"\xef\xbb\xbf" if bom else b"") + TWO_RECORDS
     data = {"plain": text, "gzip": gzip.compress(text), "bzip2": bz2.compress(text), "xz": lzma.compress(text)}[codec]

@@ -33,7 +33,8 @@ from virnucpro import __version__
 from virnucpro.atomic import atomic_path, atomic_text, make_output_folder, remove_stale_temps
 from virnucpro.blockrunner import BlockRunner, default_workers
 from virnucpro.errors import InputError
-from virnucpro.fasta import BLOCK_BYTES, STDIN, InputStream, check_input, read_blocks
+from virnucpro.fasta import BLOCK_BYTES, read_blocks
+from virnucpro.instream import STDIN, InputStream, check_input
 from virnucpro.lock import folder_lock
 from virnucpro.readblock import BlockResult
 from virnucpro.readstable import READS_HEADER, STATUS_CODE, STATUS_DUPLICATE, STATUSES, read_reads_table, rows_text

@@ -12,7 +12,7 @@ from pathlib import Path
 from virnucpro.atomic import check_output_folder
 from virnucpro.embed_jobs import plan_devices
 from virnucpro.errors import InputError
-from virnucpro.fasta import STDIN, check_input, display_name
+from virnucpro.instream import STDIN, check_input, display_name
 from virnucpro.models.classifier import check_classifier
 from virnucpro.prepare import MAX_SHARDS
 from virnucpro.runconfig import RunConfig

@@ -47,6 +47,11 @@ class PickledObject:
         return state.get(key, default) if isinstance(state, dict) else default
 
 
+#: Our words for a file torch's restricted unpickler cannot read without running code from it (torch's own message
+#: goes on to suggest turning the safety off); loaders may add what such a file usually is.
+NEEDS_CODE = "it needs code to be run to load"
+
+
 def safe_torch_load(
     path: str | os.PathLike[str],
     stand_ins: Iterable[str] = (),
@@ -69,7 +74,7 @@ def safe_torch_load(
         message = str(exc)
         found = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", message, re.IGNORECASE)
         # torch's own text goes on to offer turning the safety off: never pass that on
-        detail = f"it references {found.group(1)}, which is not allowed" if found else "it needs code to be run to load"
+        detail = f"it references {found.group(1)}, which is not allowed" if found else NEEDS_CODE
         raise ModelError(f"{path}: refused to load {what}: {detail} (files are loaded without running code)") from None
     # garbage bytes reach torch's legacy-format unpickler, which fails with whatever its stack machine hits
     # (IndexError, KeyError, TypeError, ...): any of them means "not a readable checkpoint", never a traceback

@@ -29,7 +29,7 @@ from torch import nn
 from virnucpro.atomic import atomic_path
 from virnucpro.checksum import file_sha256
 from virnucpro.errors import ModelError
-from virnucpro.models.checkpoint import BASIC_GLOBALS, PickledObject, safe_torch_load
+from virnucpro.models.checkpoint import BASIC_GLOBALS, NEEDS_CODE, PickledObject, safe_torch_load
 
 log = logging.getLogger("virnucpro.classifier")
 
@@ -139,9 +139,9 @@ def load_classifier(path: str | Path) -> MLPClassifier:
             warnings.simplefilter("ignore", UserWarning)
             obj = safe_torch_load(path, PICKLED_CLASSES, BASIC_GLOBALS, what="classifier")
     except ModelError as exc:
-        if "weights_only" not in str(exc):  # a named disallowed class, or not a checkpoint at all: said as it is
+        if NEEDS_CODE not in str(exc):  # a named disallowed class, or not a checkpoint at all: said as it is
             raise
-        # torch's own words here would suggest turning the safety off; say what the file is and the safe way instead
+        # say what such a file usually is and the safe way out
         raise ModelError(
             f"{path}: refused to load classifier: a whole pickled model in a format the safe loader cannot read "
             "without running code from the file (pickle.dump, or torch.save before PyTorch 1.6; the published "
