@@ -1,4 +1,5 @@
-"""Structure: no import cycle among ``virnucpro`` modules, and the model modules stay small.
+"""Structure: the layers docs/CONTRIBUTING.md describes are the layers of the code, no import cycle among
+``virnucpro`` modules, and no module over 500 lines.
 
 Every ``import`` statement counts, including those inside functions: a deferred import hides a cycle from the
 interpreter, not from the reader (``models/esm.py`` ↔ ``models/convert.py`` was one).
@@ -7,6 +8,7 @@ interpreter, not from the reader (``models/esm.py`` ↔ ``models/convert.py`` wa
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import virnucpro
@@ -80,6 +82,43 @@ def test_no_import_cycle_in_virnucpro() -> None:
     assert find_cycle(import_graph()) is None
 
 
-def test_model_modules_stay_small() -> None:
-    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "models").glob("*.py")}
-    assert max(sizes.values()) <= 500, sizes
+def test_modules_stay_small() -> None:
+    sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n > 500} == {}
+
+
+CONTRIBUTING = PACKAGE.parent / "docs" / "CONTRIBUTING.md"
+
+
+def documented_layers(text: str) -> dict[str, int]:
+    """module → layer number, from the layer table of docs/CONTRIBUTING.md (``__init__`` is the package itself)."""
+    layers: dict[str, int] = {}
+    for number, modules in re.findall(r"^\| (\d+) [^|]+\| ((?:`[\w.]+` ?)+)\|", text, re.MULTILINE):
+        for name in re.findall(r"`([\w.]+)`", modules):
+            full = "virnucpro" if name == "__init__" else f"virnucpro.{name}"
+            assert full not in layers, f"{name} is listed twice in the layer table"
+            layers[full] = int(number)
+    return layers
+
+
+def layer_violations(graph: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    """Imports that go from a lower layer to a higher one."""
+    return sorted(f"{a} (layer {layers[a]}) imports {b} (layer {layers[b]})"
+                  for a, targets in graph.items() for b in targets if layers[b] > layers[a])
+
+
+def test_layer_table_lists_every_module_once_and_the_imports_follow_it() -> None:
+    graph = import_graph()
+    layers = documented_layers(CONTRIBUTING.read_text())
+    assert set(layers) == set(graph), (
+        f"not in the table: {sorted(set(graph) - set(layers))}; no such module: {sorted(set(layers) - set(graph))}")
+    assert layer_violations(graph, layers) == []
+
+
+def test_layer_check_sees_an_import_against_the_order() -> None:
+    text = "| 1 low | `a` |\n| 2 high | `b` |\n"
+    layers = documented_layers(text)
+    assert layers == {"virnucpro.a": 1, "virnucpro.b": 2}
+    assert layer_violations({"virnucpro.a": {"virnucpro.b"}, "virnucpro.b": set()}, layers) == [
+        "virnucpro.a (layer 1) imports virnucpro.b (layer 2)"]
+    assert layer_violations({"virnucpro.b": {"virnucpro.a"}, "virnucpro.a": set()}, layers) == []
