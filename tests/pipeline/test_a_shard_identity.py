@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REF
+from support import REF
 from virnucpro.cli import main
 from virnucpro.fasta import read_fasta
 from virnucpro.h5io import read_matrix, write_matrix

@@ -8,7 +8,7 @@ import re
 import nfmodel
 import pipeline_lint as lint
 import wiring
-from conftest import ROOT
+from support import ROOT
 
 #: process → per argument, the upstream emits it must be built from, in this order
 EXPECTED_SOURCES = {
@@ -44,7 +44,7 @@ def test_every_referenced_emit_exists_in_its_module() -> None:
 
 def _closure_pick(expr: str) -> tuple[list[str], list[str]]:
     m = re.search(r"\{\s*([\w\s,]+?)\s*->\s*\[([^\]]*)\]\s*\}", expr)
-    assert m, f"no `{{ a, b -> [..] }}` map in {expr!r}"
+    assert m, f"no closure of the form {'{ a, b -> [..] }'} in {expr!r}"
     return [p.strip() for p in m.group(1).split(",")], [p.strip() for p in m.group(2).split(",")]
 
 

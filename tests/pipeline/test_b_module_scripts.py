@@ -13,7 +13,7 @@ import pytest
 
 import nfmodel
 import wiring
-from conftest import MODELS, REF, ROOT, SAMPLE, pipeline_params
+from support import MODELS, REF, ROOT, SAMPLE, pipeline_params
 from groovy import evaluate, parse
 from virnucpro.cli import build_parser
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nfmodel
-from conftest import CHUNK, MODELS, REF, ROOT, SAMPLE, pipeline_params
+from support import CHUNK, MODELS, REF, ROOT, SAMPLE, chain, params, pipeline_params  # noqa: F401 (fixtures)
 from virnucpro.h5io import read_matrix
 from virnucpro.shards_check import read_frames_tag
 

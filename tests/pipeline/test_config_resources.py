@@ -1,6 +1,6 @@
 """Issue 18, defects 3, 4, 6 and 7: GPU retries, GPUs of one machine, resource caps, Slurm and AWS Batch.
 
-Read from the config files as Nextflow would take them (lexed by tests/pipeline_lint.py, comments blanked), plus the
+Read from the config files as Nextflow would take them (lexed by tests/pipeline/pipeline_lint.py, comments blanked), plus the
 ``--batch-scale`` option the retries use, run for real on the bundled tiny models.
 """
 

@@ -159,7 +159,7 @@ workflow PIPELINE_COMPLETION {
 //
 // --input is a samplesheet when its name ends like one nf-schema reads; anything else is a FASTA file.
 // The same rule (one regular expression) is in nextflow_schema.json's input pattern
-// (tests/test_pipeline_static.py checks that both classify names alike).
+// (tests/pipeline/test_pipeline_static.py checks that both classify names alike).
 //
 def isSamplesheet(input) {
     return input.toString() ==~ /(?i)^\S+\.(csv|tsv|yml|yaml|json)$/

@@ -142,7 +142,7 @@ def test_lint_tests_passed_on_real_checks(lint_results):
         assert passed.get(test), f"{test}: no passing check ({_by_test(lint_results.warned).get(test)})"
 
 
-if __name__ == "__main__":  # the per-test record: python tests/test_pipeline_nfcore_lint.py
+if __name__ == "__main__":  # the per-test record: python tests/pipeline/test_pipeline_nfcore_lint.py
     import tempfile
 
     results = run_lint(ROOT, Path(tempfile.mkdtemp()) / "virnucpro", True)

@@ -1,5 +1,7 @@
-"""Fixtures of the pipeline tests: the module scripts rendered from this checkout and run for real, chained the way
-workflows/virnucpro.nf wires them (one run per session, shared by the tests that inspect it)."""
+"""Shared pieces of the pipeline tests: paths, the params of a CPU test run, and the fixture that runs the module
+scripts rendered from this checkout for real, chained the way workflows/virnucpro.nf wires them (one run per
+session, shared by the tests that inspect it). Not a conftest.py: the suite's own tests/conftest.py is imported by
+name (``from conftest import``), and a second conftest module would shadow it when both folders run together."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-for path in (HERE, HERE.parent):  # groovy.py / nfmodel.py here, pipeline_lint.py one level up
+for path in (HERE, HERE.parent):  # groovy.py / nfmodel.py / pipeline_lint.py here, conftest.py one level up
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

@@ -1,4 +1,4 @@
-"""Static checks of the Nextflow layer (no Nextflow needed); used by tests/test_pipeline_static.py.
+"""Static checks of the Nextflow layer (no Nextflow needed); used by tests/pipeline/test_pipeline_static.py.
 
 Every checker takes the pipeline root (so tests can point it at a broken copy in tmp_path) and returns a list of
 :class:`Finding`; an empty list means the check passed. What is checked:
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_DIRS = ("main.nf", "nextflow.config", "workflows", "subworkflows", "modules", "conf", "tests")
 SECTION_RE = re.compile(r"^\s*(input|output|when|script|shell|exec|stub)\s*:\s*$", re.M)
 

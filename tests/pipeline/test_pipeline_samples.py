@@ -14,7 +14,7 @@ import pytest
 
 from virnucpro.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "tests" / "data" / "reference"
 DATA = ROOT / "tests" / "data" / "pipeline"
 
