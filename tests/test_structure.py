@@ -93,7 +93,7 @@ CONTRIBUTING = PACKAGE.parent / "docs" / "CONTRIBUTING.md"
 def documented_layers(text: str) -> dict[str, int]:
     """module → layer number, from the layer table of docs/CONTRIBUTING.md (``__init__`` is the package itself)."""
     layers: dict[str, int] = {}
-    for number, modules in re.findall(r"^\| (\d+) [^|]+\| ((?:`[\w.]+` ?)+)\|", text, re.MULTILINE):
+    for number, modules in re.findall(r"^\|\s*(\d+) [^|]+\|\s*((?:`[\w.]+`\s*)+)\|", text, re.MULTILINE):
         for name in re.findall(r"`([\w.]+)`", modules):
             full = "virnucpro" if name == "__init__" else f"virnucpro.{name}"
             assert full not in layers, f"{name} is listed twice in the layer table"

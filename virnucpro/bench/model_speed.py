@@ -42,17 +42,17 @@ class DeviceClock:
     def __enter__(self) -> "DeviceClock":
         step, cuda = self.embedder.step, self.embedder.device.type == "cuda"
 
-        def timed(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        def timed(ids: torch.Tensor, mask: torch.Tensor, padded: bool = True) -> torch.Tensor:
             self.passes += 1
             if cuda:
                 begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 begin.record()
-                out = step(ids, mask)
+                out = step(ids, mask, padded)
                 end.record()
                 self._events.append((begin, end))
                 return out
             start = time.perf_counter()
-            out = step(ids, mask)
+            out = step(ids, mask, padded)
             self.seconds += time.perf_counter() - start
             return out
 
