@@ -48,7 +48,7 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
         "a publish path moved"),
     "errorstrategy_removed": (
         "conf/base.config",
-        "        errorStrategy = { task.exitStatus in ([1] + (130..145) + 104 + (175..177)) ? 'retry' : 'finish' }\n", "",
+        "        errorStrategy = { task.exitStatus in ([137, 140, 143, 104] + (175..177)) ? 'retry' : 'finish' }\n", "",
         "a removed errorStrategy (GPU label)"),
     "precision_not_passed": (
         "conf/modules.config", "            \"--precision ${task.accelerator ? params.precision : 'fp32'}\",\n", "",
