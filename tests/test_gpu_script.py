@@ -9,30 +9,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from checkout_copy import copy_checkout
 from virnucpro.bench.report import STAGE_SLACK
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _fresh_copy(target: Path) -> Path:
-    """The files a clone of this working tree has (tracked, and new files not ignored), without build outputs."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
-                            capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = REPO / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
-
-
 def test_gpu_benchmark_script_smoke_on_a_fresh_copy(tmp_path: Path) -> None:
-    clone = _fresh_copy(tmp_path / "clone")
+    clone = copy_checkout(REPO, tmp_path / "clone")
     assert not (clone.parent / "shared").exists()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OUT=str(tmp_path / "out"), PYTHON=sys.executable, VIRNUCPRO_BENCH_VENV=str(tmp_path / "venv"))

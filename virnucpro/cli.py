@@ -108,6 +108,14 @@ def _add(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, 
     )
 
 
+def _models_folder_options(p: argparse.ArgumentParser, dir_help: str, skip_esm_help: str) -> None:
+    """The options ``models download`` and ``models verify`` share: one folder, which classifiers, ESM-2 or not."""
+    p.add_argument("--dir", required=True, type=Path, help=dir_help)
+    p.add_argument("--chunk-length", type=int, choices=CHUNK_LENGTHS, default=None, help="only this classifier (default: both)")
+    p.add_argument("--skip-esm", action="store_true", help=skip_esm_help)
+    _common(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; tests and the pipeline's contract checks use it to validate command lines."""
     parser = argparse.ArgumentParser(
@@ -218,17 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     m = _add(msub, "download", "fetch DNABERT-S, ESM-2 3B and both classifiers into one folder",
              "Download DNABERT-S (config, tokenizer, weights; never remote code), ESM-2 3B and the published "
              "classifiers into one folder, with checksums.sha256.")
-    m.add_argument("--dir", required=True, type=Path, help="folder to download into")
-    m.add_argument("--chunk-length", type=int, choices=CHUNK_LENGTHS, default=None, help="only this classifier (default: both)")
-    m.add_argument("--skip-esm", action="store_true", help="leave out ESM-2 (large)")
-    _common(m)
+    _models_folder_options(m, "folder to download into", "leave out ESM-2 (large)")
     m = _add(msub, "verify", "check a models folder against its checksums.sha256",
              "Check that every file a run needs is in the folder and matches the digest recorded in its "
              "checksums.sha256 (written by `models download`). Exit 0 when all match, 3 naming each bad file.")
-    m.add_argument("--dir", required=True, type=Path, help="models folder written by `virnucpro models download`")
-    m.add_argument("--chunk-length", type=int, choices=CHUNK_LENGTHS, default=None, help="only this classifier (default: both)")
-    m.add_argument("--skip-esm", action="store_true", help="ESM-2 is not needed (given separately)")
-    _common(m)
+    _models_folder_options(m, "models folder written by `virnucpro models download`", "ESM-2 is not needed (given separately)")
     m = _add(msub, "convert", "fair-esm ESM-2 .pt or original classifier .pth → safetensors (kind detected)",
              "Write the weights of a fair-esm ESM-2 checkpoint (memory-mapped, fast loading) or of an original pickled "
              "classifier as safetensors, loaded without any unpickling. The input kind is detected from the file.")

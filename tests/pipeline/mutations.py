@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from checkout_copy import copy_checkout  # noqa: E402
 
 #: name → (file, old text, new text, the kind of mistake)
 MUTATIONS: dict[str, tuple[str, str, str, str]] = {
@@ -75,22 +76,11 @@ MUTATIONS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def copy_repo(dest: Path) -> None:
-    """Tracked and untracked-but-not-ignored files of this checkout (what the lead's mutation runs would see)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                           check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-
-
 def run_one(name: str, timeout: int) -> dict:
     path, old, new, kind = MUTATIONS[name]
     with tempfile.TemporaryDirectory(prefix=f"mut_{name}_") as tmp:
         copy = Path(tmp)
-        copy_repo(copy)
+        copy_checkout(ROOT, copy)
         target = copy / path
         text = target.read_text()
         if text.count(old) != 1:
