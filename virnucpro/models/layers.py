@@ -18,6 +18,8 @@ project's CPU for both models with length-sorted batches, which carry almost no 
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -129,6 +131,10 @@ def apply_precision(module: nn.Module, device: torch.device, precision: Precisio
     return module.eval().requires_grad_(False)
 
 
+#: ATEN_CPU_CAPABILITY → inductor's ``cpp.simdlen`` (1 = scalar code).
+_SIMD_BITS = {"default": 1, "avx2": 256, "avx512": 512}
+
+
 def compile_layers(layers: nn.ModuleList) -> None:
     """``torch.compile`` each transformer layer in place (dynamic shapes: batches vary in length).
 
@@ -136,6 +142,15 @@ def compile_layers(layers: nn.ModuleList) -> None:
     layer. Off by default: on this project's CPU it was not shown to pay (docs/precision.md, "Attention paths"), and no
     GPU measurement exists yet to turn it on for CUDA.
     """
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
+    if capability in _SIMD_BITS:
+        # Inductor (torch 2.13) sizes its CPU vector code by the CPU it detects, while the at::vec headers it builds
+        # against follow ATEN_CPU_CAPABILITY: pinned to avx2 on an AVX-512 CPU the two disagree and the compiled
+        # layers return wrong numbers (measured: 3.7 off the golden embeddings); pinned to default the code does not
+        # build. Make inductor use the width ATen was told to use.
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.simdlen = _SIMD_BITS[capability]
     for layer in layers:
         layer.compile(dynamic=True)
 
