@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from virnucpro.sample_warnings import plural
+
 log = logging.getLogger("virnucpro.run")
 
 
@@ -90,13 +92,13 @@ def final_line(counts: dict[str, int], outdir: Path) -> str:
         return f"{n} {label}" + (f" ({inside})" if inside else "")
 
     return (
-        f"done: {reads} read{'' if reads == 1 else 's'}: {part('reads_virus', 'virus')}, {part('reads_others', 'others')}, "
+        f"done: {plural(reads, 'read')}: {part('reads_virus', 'virus')}, {part('reads_others', 'others')}, "
         f"{part('reads_na', 'NA', 'nothing or too little scored')}{_warned(counts)} → {outdir}"
     )
 
 
 def _warned(counts: dict[str, Any]) -> str:
     n = len(counts.get("warnings", ()))
-    return f"; {n} warning{'' if n == 1 else 's'} (report.html)" if n else ""
+    return f"; {plural(n, 'warning')} (report.html)" if n else ""
 
 
