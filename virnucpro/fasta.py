@@ -19,6 +19,7 @@ order mark, the checksum of the bytes as stored); this module sees decompressed 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterator, TextIO
 
@@ -67,12 +68,15 @@ class RawBlock:
 
 @dataclass
 class ParsedBlock:
-    """The records of one block: ids, sequences (bytes, white space removed, case kept) and header line numbers."""
+    """The records of one block: ids, sequences (bytes, white space removed, case kept) and header line numbers;
+    ``joined`` is ``b"".join(sequences)`` when parsing made it anyway (``None`` otherwise), so callers that need the
+    block's letters end to end do not copy them again."""
 
     ids: list[str]
     sequences: list[bytes]
     lines: list[int]
     first_record: int
+    joined: bytes | None = None
 
 
 def read_blocks(stream: InputStream, block_bytes: int = BLOCK_BYTES) -> Iterator[RawBlock]:
@@ -186,30 +190,30 @@ def parse_block(block: RawBlock, with_lines: bool = False) -> ParsedBlock:
             lines.pop()
         heads, bodies = lines[0::2], lines[1::2]
         # the usual layout, one sequence line per record: every even line a header, no header on an odd line
-        two_line = len(heads) == len(bodies) == n_records and all([h[:1] == b">" for h in heads])
+        two_line = len(heads) == len(bodies) == n_records and data.startswith(b">") and b"\n".join(heads).count(NL_GT) == n_records - 1
+    records: list[tuple[bytes, bytes, bytes]] | None = None
+    joined: bytes | None = None
     if two_line:
-        records = None
-        header_text = b"\n".join(heads)
         sequences = bodies
         joined = b"".join(bodies)
         if len(joined.translate(None, _WHITESPACE)) != len(joined):
             sequences = [b.translate(None, _WHITESPACE) for b in bodies]
+            joined = None
     else:  # sequences wrapped over several lines (or none)
-        records = None
         wrapped = _wrapped_records(data)
         if wrapped is not None:
-            header_text, sequences, header_lines = wrapped
+            sequences, header_lines, joined = wrapped
         else:  # white space other than line breaks inside a sequence: record by record
             records = [part.partition(NL) for part in data[1:].split(NL_GT)]
-            header_text = b">" + b"\n>".join([r[0] for r in records])
             sequences = [r[2].translate(None, _WHITESPACE) for r in records]
-    try:  # every header line starts with ">", dropped here
-        ids = _header_ids(header_text)
-        if ids is None:
-            ids = [title[1:].split(None, 1)[0] for title in header_text.decode("utf-8").split("\n")]
-    except (UnicodeDecodeError, IndexError):
-        _locate_header_error(block, records or [part.partition(NL) for part in data[1:].split(NL_GT)])
-        raise  # pragma: no cover - _locate_header_error always raises
+    ids = _header_ids(data, n_records)
+    if ids is None:  # a header that is not plain ASCII, or without an id: line by line, naming a bad one
+        records = records or [part.partition(NL) for part in data[1:].split(NL_GT)]
+        try:  # the header line without its ">" (split at "\n>", the block's first byte dropped)
+            ids = [header.decode("utf-8").split(None, 1)[0] for header, _, _ in records]
+        except (UnicodeDecodeError, IndexError):
+            _locate_header_error(block, records)
+            raise  # pragma: no cover - _locate_header_error always raises
     if records is None and not data.isascii():
         records = [part.partition(NL) for part in data[1:].split(NL_GT)]
     if not data.isascii():
@@ -226,40 +230,33 @@ def parse_block(block: RawBlock, with_lines: bool = False) -> ParsedBlock:
         for _, sep, body in records:
             lines.append(line)
             line += 1 + body.count(NL) + (1 if sep else 0)
-    return ParsedBlock(ids, sequences, lines, block.first_record)
+    return ParsedBlock(ids, sequences, lines, block.first_record, joined)
 
 
-#: Bytes that ``str.split()`` treats as white space in ASCII text (it splits the header: id, then description).
-_ID_END = np.zeros(256, dtype=bool)
-_ID_END[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = True
+#: A record id as Biopython takes it from a header line: after ``>``, up to the first byte that ``str.split()`` treats
+#: as white space in ASCII text (space, \t \n \v \f \r and \x1c-\x1f); at the start of a block, and after each newline.
+_FIRST_ID = re.compile(rb">([^\s\x1c-\x1f]+)")
+_LATER_IDS = re.compile(rb"\n>([^\s\x1c-\x1f]+)")
 
 
-def _header_ids(header_text: bytes) -> list[str] | None:
-    """The ids of header lines (``>`` + id + optional description, joined by newlines), found for all headers at
-    once: each id runs from after ``>`` to the first white space; the ids with the white space byte that ends each are
-    picked out with a mask and split once. ``None`` (the caller splits line by line, and names a bad header) when a
-    header is not ASCII or has white space or nothing right after ``>``."""
-    if not header_text.isascii():
+def _header_ids(data: bytes, n_records: int) -> list[str] | None:
+    """The ids of the ``n_records`` records of ``data`` (a block starting at a header), found for all headers at once:
+    one regular-expression pass over the block (its literal ``\\n>`` is searched in C), then one decode and split.
+    ``None`` (the caller goes header by header, and names a bad one) when a header is not ASCII or has white space or
+    nothing right after ``>`` (such a header yields no match, so the count falls short), and when the block is not
+    all ASCII (a header's description must then be checked for UTF-8, as Biopython reads it as text)."""
+    if not data.isascii():
         return None
-    text = np.frombuffer(header_text, dtype=np.uint8)
-    size = len(text)
-    space = np.flatnonzero(_ID_END[text])
-    starts = np.concatenate([[0], np.flatnonzero(text == NL[0]) + 1]) + 1  # first byte after each ">"
-    ends = np.append(space, size)[np.searchsorted(space, starts)]
-    if (ends == starts).any():
+    first = _FIRST_ID.match(data)
+    later = _LATER_IDS.findall(data)
+    if first is None or len(later) != n_records - 1:
         return None
-    edges = np.zeros(size + 1, dtype=np.int8)
-    edges[starts] = 1
-    edges[ends] = -1
-    keep = np.cumsum(edges[:size]) > 0
-    keep[ends[ends < size]] = True  # the white space after an id separates it from the next
-    ids = text[keep].tobytes().decode("ascii").split()
-    return ids if len(ids) == len(starts) else None
+    return b" ".join([first.group(1), *later]).decode("ascii").split(" ")
 
 
-def _wrapped_records(data: bytes) -> tuple[bytes, list[bytes], np.ndarray] | None:
-    """Header lines (joined by newlines), sequences and header line offsets of a block of records whose sequences
-    span any number of lines; ``None`` when a sequence holds white space other than line breaks.
+def _wrapped_records(data: bytes) -> tuple[list[bytes], np.ndarray, bytes] | None:
+    """Sequences, header line offsets and the sequences end to end of a block of records whose sequences span any
+    number of lines; ``None`` when a sequence holds white space other than line breaks.
 
     Found with a few whole-block operations instead of a split, a partition and a translate per record (this runs on
     every read; FASTA wrapped at 60 or 80 columns is the common layout): the headers are the lines starting with
@@ -283,10 +280,9 @@ def _wrapped_records(data: bytes) -> tuple[bytes, list[bytes], np.ndarray] | Non
     joined = bodies.translate(None, _WHITESPACE)
     if len(joined) != int(lengths.sum()):  # white space other than line breaks: lengths would be wrong
         return None
-    header_text = b"\n".join([data[a:b] for a, b in zip(heads.tolist(), head_ends.tolist())])
     ends = np.cumsum(lengths)
     sequences = [joined[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist())]
-    return header_text, sequences, header_lines
+    return sequences, header_lines, joined
 
 
 def _header_line(block: RawBlock, records: list[tuple[bytes, bytes, bytes]], index: int) -> int:

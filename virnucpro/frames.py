@@ -195,8 +195,11 @@ def _frames_of_windows(strands: _Strands, starts: np.ndarray, lengths: np.ndarra
     else:
         rows[np.arange(width) >= count[:, :, None]] = 0
     flat = rows.reshape(-1, width)
-    valid = np.count_nonzero(flat, axis=1)
-    kept = np.flatnonzero((valid > 0) & ~(flat == _STOP).any(axis=1))
+    # row sums of 0/1 bytes by einsum (int32: a row holds at most ``width`` codons) take half the time of
+    # count_nonzero(axis=1) and of any(axis=1), which go through a bool array and a general reduction each
+    valid = np.einsum("ij->i", (flat != 0).view(np.uint8), dtype=np.int32)
+    stops = np.einsum("ij->i", (flat == _STOP).view(np.uint8), dtype=np.int32)
+    kept = np.flatnonzero((valid > 0) & (stops == 0))
     lines = np.concatenate([flat[kept], np.full((len(kept), 1), ord("\n"), dtype=np.uint8)], axis=1)
     return valid.reshape(-1, 6), kept, valid[kept], lines[lines != 0].tobytes()
 
@@ -249,7 +252,7 @@ def block_frames(
         base = int(cumulative[first - 1]) if first else 0
         last = max(first + 1, int(np.searchsorted(cumulative, base + group_bases, side="right")))
         lo, hi = int(g_start[first]), int(g_start[last - 1] + w_length[last - 1])
-        segment = buf[lo:hi]
+        segment = buf if lo == 0 and hi == len(buf) else buf[lo:hi]  # a block is usually one stretch: no copy
         upper = segment.upper()
         starts, lens = g_start[first:last] - lo, w_length[first:last]
         strands = _Strands(segment, int(lens.max()) // 3)

@@ -122,7 +122,7 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
     ids, sequences = parsed.ids, parsed.sequences
     n = len(ids)
     lengths = np.fromiter(map(len, sequences), np.int64, n)
-    joined = b"".join(sequences)
+    joined = parsed.joined if parsed.joined is not None else b"".join(sequences)
     worst = _letter_classes(joined, lengths)
     work = sequences
     rna = np.flatnonzero(worst == 1).tolist()
