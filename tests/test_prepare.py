@@ -13,6 +13,7 @@ from conftest import INPUT_FA, expected
 from virnucpro.cli import main
 from virnucpro.errors import InputError
 from virnucpro.fasta import read_fasta
+from virnucpro.frames import block_frames
 from virnucpro.prepare import prepare, read_reads_table
 
 
@@ -317,3 +318,18 @@ def test_prepare_command_starts_no_blas_threads(tmp_path: Path) -> None:
     argv = ["prepare", str(INPUT_FA), "--outdir", str(tmp_path / "o"), "-q", "--workers", "1"]
     done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "1"
+
+
+def test_letter_classes_says_when_a_block_needs_no_upper_casing() -> None:
+    """The upper-case flag lets block_frames skip a copy: it must be False whenever any letter is not an upper-case
+    nucleotide code (lower case, U, or junk), and the frames must not depend on it."""
+    from virnucpro.readblock import _letter_classes
+
+    lengths = np.array([4, 4])
+    assert _letter_classes(b"ACGTNNRY", lengths)[1] is True
+    for joined in (b"ACGTacgt", b"ACGUACGU", b"ACGTAC-T"):
+        assert _letter_classes(joined, lengths)[1] is False
+    reads = [b"ATGGCCAAATTTGGGCCC" * 3, b"atggccaaatttgggccc" * 3]
+    upper = block_frames([r.upper() for r in reads], 300, upper_case=True)
+    mixed = block_frames(reads, 300)
+    assert upper.nucleotides == mixed.nucleotides and upper.proteins == mixed.proteins

@@ -229,11 +229,17 @@ def _nucleotides(upper: bytes, starts: np.ndarray, lengths: np.ndarray, kinds: n
 
 
 def block_frames(
-    sequences: Sequence[bytes], chunk: int, group_bases: int = GROUP_BASES, joined: bytes | None = None, lengths: np.ndarray | None = None
+    sequences: Sequence[bytes],
+    chunk: int,
+    group_bases: int = GROUP_BASES,
+    joined: bytes | None = None,
+    lengths: np.ndarray | None = None,
+    upper_case: bool = False,
 ) -> BlockFrames:
     """Windows and stop-free frames of ``sequences`` (ASCII bytes, any case; pass ``b""`` for a read to skip).
 
-    ``joined`` (``b"".join(sequences)``) and ``lengths`` (their lengths) may be passed when the caller has them."""
+    ``joined`` (``b"".join(sequences)``) and ``lengths`` (their lengths) may be passed when the caller has them;
+    ``upper_case`` says the caller checked that no letter is lower case (the slices need no upper-cased copy)."""
     n_reads = len(sequences)
     if lengths is None:
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=n_reads)
@@ -253,7 +259,7 @@ def block_frames(
         last = max(first + 1, int(np.searchsorted(cumulative, base + group_bases, side="right")))
         lo, hi = int(g_start[first]), int(g_start[last - 1] + w_length[last - 1])
         segment = buf if lo == 0 and hi == len(buf) else buf[lo:hi]  # a block is usually one stretch: no copy
-        upper = segment.upper()
+        upper = segment if upper_case else segment.upper()
         starts, lens = g_start[first:last] - lo, w_length[first:last]
         strands = _Strands(segment, int(lens.max()) // 3)
         values, inverse, counts = np.unique(lens, return_inverse=True, return_counts=True)

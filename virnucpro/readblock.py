@@ -38,6 +38,7 @@ for _c in DNA_LETTERS:
     _LETTER_CLASS[ord(_c)] = 1 if _c in "Uu" else 0
 _U_TO_T = bytes.maketrans(b"Uu", b"Tt")
 _DNA_BYTES = "".join(sorted(DNA_LETTERS - set("Uu"))).encode("ascii")
+_UPPER_DNA_BYTES = bytes(c for c in _DNA_BYTES if chr(c).isupper())
 _FRAME_NAMES = tuple(name.encode() for name in FRAME_NAMES)
 _WRAP = 60  # windows.fa is wrapped like Biopython's FASTA writer, as the original chunk file
 
@@ -76,20 +77,24 @@ class BlockResult:
     not_dna_gaps: bool = False
 
 
-def _letter_classes(joined: bytes, lengths: np.ndarray) -> np.ndarray:
-    """Per read, the worst letter class it holds (0 DNA, 1 has U, 2 has other letters); 0 for empty reads.
+def _letter_classes(joined: bytes, lengths: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Per read, the worst letter class it holds (0 DNA, 1 has U, 2 has other letters; 0 for empty reads), and
+    whether every letter is an upper-case nucleotide code (then upper-casing the block would copy it for nothing).
 
-    ``joined`` is the block's sequences end to end. One C pass settles the usual block with nothing but nucleotide
-    codes; only a block holding something else is classified read by read.
+    ``joined`` is the block's sequences end to end. One C pass settles the usual block with nothing but (upper-case)
+    nucleotide codes; only a block holding something else is classified read by read.
     """
     worst = np.zeros(len(lengths), dtype=np.uint8)
-    if not joined.translate(None, _DNA_BYTES):
-        return worst
+    rest = joined.translate(None, _UPPER_DNA_BYTES)
+    if not rest:
+        return worst, True
+    if not rest.translate(None, _DNA_BYTES):
+        return worst, False
     nonempty = lengths > 0
     classes = _LETTER_CLASS[np.frombuffer(joined, dtype=np.uint8)]
     starts = (np.cumsum(lengths) - lengths)[nonempty]
     worst[nonempty] = np.maximum.reduceat(classes, starts)
-    return worst
+    return worst, False
 
 
 def _records_text(heads: list[bytes], tails: list[bytes], sequences: list[bytes], sizes: np.ndarray) -> tuple[bytes, np.ndarray]:
@@ -123,7 +128,7 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
     n = len(ids)
     lengths = np.fromiter(map(len, sequences), np.int64, n)
     joined = parsed.joined if parsed.joined is not None else b"".join(sequences)
-    worst = _letter_classes(joined, lengths)
+    worst, upper_case = _letter_classes(joined, lengths)
     work = sequences
     rna = np.flatnonzero(worst == 1).tolist()
     if worst.any():
@@ -135,7 +140,7 @@ def process_block(block: RawBlock, chunk: int, label: str, write_windows: bool, 
         for i in rna:
             work[i] = sequences[i].translate(_U_TO_T)
         joined = b"".join(work)
-    frames = block_frames(work, chunk, joined=joined, lengths=lengths if work is sequences else None)
+    frames = block_frames(work, chunk, joined=joined, lengths=lengths if work is sequences else None, upper_case=upper_case)
 
     status = np.full(n, STATUS_CODE[STATUS_NO_FRAME], dtype=np.uint8)
     status[frames.codons == 0] = STATUS_CODE[STATUS_NO_CODON]
