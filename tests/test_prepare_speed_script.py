@@ -7,6 +7,7 @@ the per-codon baseline it compares against.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,14 +32,21 @@ def test_original_recreation_reproduces_the_golden_files(tmp_path: Path, chunk: 
 
 
 def test_benchmark_script_tiny_mode(tmp_path: Path) -> None:
-    out = tmp_path / "report.json"
+    out, work = tmp_path / "report.json", tmp_path / "work"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # as on the machine where the figures were taken
+    (work / "real-like-150bp-virnucpro").mkdir(parents=True)
+    (work / "real-like-150bp-virnucpro" / "stale.txt").write_text("an earlier run's file\n")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--reads", "150", "--big-reads", "300", "--realdata", str(INPUT_FA), "--output", str(out),
-         "--cases", "synthetic-500bp", "real-like-150bp", "workers", "--repeats", "2"],
-        capture_output=True, text=True,
+         "--cases", "synthetic-500bp", "real-like-150bp", "workers", "--repeats", "2", "--workdir", str(work)],
+        capture_output=True, text=True, env=env,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
+    assert "bytecode cached" in report["timed_runs"]
+    # the timed processes ran with a bytecode cache (as an installed package has), whatever the environment said
+    assert list((work / "pycache").rglob("virnucpro/readblock*.pyc"))
+    assert not (work / "real-like-150bp-virnucpro" / "stale.txt").exists()  # each timed run writes to a new folder
     compared = [c for c in report["cases"] if c["case"] != "workers"]
     assert [c["case"] for c in compared] == ["synthetic-500bp", "real-like-150bp"]
     assert [c["chunk_length"] for c in compared] == [500, 300]
