@@ -31,6 +31,26 @@ _TOKEN = re.compile(
 )
 
 
+def closing_brace(src: str, open_at: int) -> int:
+    """Index of the ``}`` that closes the ``{`` at ``open_at`` (nested braces counted, quoted strings skipped), or
+    ``len(src)`` when it is never closed: where a ``${...}`` interpolation ends."""
+    depth, j = 0, open_at
+    while j < len(src):
+        if src[j] == "{":
+            depth += 1
+        elif src[j] == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif src[j] in "'\"":  # skip a nested string literal
+            q = src[j]
+            j += 1
+            while j < len(src) and src[j] != q:
+                j += 2 if src[j] == "\\" else 1
+        j += 1
+    return j
+
+
 @dataclass
 class Tok:
     kind: str  # num, str (value: list of parts: str or expression source), id, op, end
@@ -64,20 +84,7 @@ def _read_string(src: str, pos: int, quote: str) -> tuple[list, int]:
             continue
         if gstring and c == "$":
             if src.startswith("${", i):
-                depth, j = 0, i + 1
-                while j < len(src):
-                    if src[j] == "{":
-                        depth += 1
-                    elif src[j] == "}":
-                        depth -= 1
-                        if depth == 0:
-                            break
-                    elif src[j] in "'\"":  # skip a nested string literal
-                        q = src[j]
-                        j += 1
-                        while j < len(src) and src[j] != q:
-                            j += 2 if src[j] == "\\" else 1
-                    j += 1
+                j = closing_brace(src, i + 1)
                 if j >= len(src):
                     raise Unsupported("unterminated ${...}")
                 parts.append("".join(buf))

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from groovy import closing_brace
+
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_DIRS = ("main.nf", "nextflow.config", "workflows", "subworkflows", "modules", "conf", "tests")
 SECTION_RE = re.compile(r"^\s*(input|output|when|script|shell|exec|stub)\s*:\s*$", re.M)
@@ -419,15 +421,7 @@ def _substitute(script: str) -> tuple[str, list[str]]:
             i += 2
             continue
         if script.startswith("${", i):
-            depth, j = 0, i + 1
-            while j < n:
-                if script[j] == "{":
-                    depth += 1
-                elif script[j] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                j += 1
+            j = closing_brace(script, i + 1)
             exprs.append(script[i + 2 : j].strip())
             out.append(PLACEHOLDER.format(len(exprs) - 1))
             i = j + 1
